@@ -1,0 +1,17 @@
+//! Root of the shared protocol code (also the root the kernel module includes).
+
+pub mod figures;
+pub mod levels;
+pub mod line;
+pub mod number;
+pub mod sampling;
+pub mod thresholds;
+pub mod watch;
+
+pub use figures::{Counters, Figure, Figures, FIGURE_COUNT};
+pub use levels::{DefaultClient, Level, Levels};
+pub use line::{format_line, parse_line, LineError, LineWriter, Snapshot, LINE_BUF, LINE_MAX};
+pub use number::div_u64;
+pub use sampling::{next_interval_ms, Sampling};
+pub use thresholds::{parse_thresholds, ParseError, Thresholds, Units, WRITE_MAX};
+pub use watch::{Crossings, Trigger, Watch};
