@@ -16,3 +16,11 @@ fn main() -> Result<()> {
         _ => bail!("usage: cargo xtask <command>"),
     }
 }
+
+/// The repository's top directory.
+pub fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
