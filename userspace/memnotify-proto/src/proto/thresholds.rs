@@ -86,7 +86,8 @@ const HYSTERESIS: &[u8] = b"hysteresis";
 /// `available 10% hysteresis 4M`.
 ///
 /// Values are pages (decimal or `0x` hex), bytes with a `K`/`M`/`G` suffix
-/// (rounded up to whole pages) or a percentage of total RAM with `%`.
+/// (rounded up to whole pages) or a percentage of total RAM with `%` (rounded
+/// down, but never to 0 pages unless it is `0%`: only 0 disables a threshold).
 /// Trailing white space and NUL bytes (C strings written with their terminator)
 /// are ignored.
 pub fn parse_thresholds(input: &[u8], units: Units) -> Result<Thresholds, ParseError> {
@@ -152,7 +153,12 @@ pub fn parse_value(token: &[u8], units: Units) -> Result<u64, ParseError> {
             if number > 100 {
                 return Err(ParseError::Overflow);
             }
-            Ok(mul_div(units.total_pages, number, 100))
+            let pages = mul_div(units.total_pages, number, 100);
+            // A small share of a small RAM must not round down to 0, which disables.
+            if pages == 0 && number != 0 && units.total_pages != 0 {
+                return Ok(1);
+            }
+            Ok(pages)
         }
         Some(unit) => {
             let shift = match unit {
@@ -163,11 +169,18 @@ pub fn parse_value(token: &[u8], units: Units) -> Result<u64, ParseError> {
             let bytes = number
                 .checked_mul(1u64 << shift)
                 .ok_or(ParseError::Overflow)?;
-            let page_mask = (1u64 << units.page_shift) - 1;
-            let rounded = bytes.checked_add(page_mask).ok_or(ParseError::Overflow)?;
-            Ok(rounded >> units.page_shift)
+            Ok(bytes_to_pages(bytes, units.page_shift))
         }
     }
+}
+
+/// `bytes` in whole pages, rounded up, without overflow for any `page_shift`.
+fn bytes_to_pages(bytes: u64, page_shift: u32) -> u64 {
+    let whole = bytes.checked_shr(page_shift).unwrap_or(0);
+    let page_mask = 1u64
+        .checked_shl(page_shift)
+        .map_or(u64::MAX, |page_size| page_size - 1);
+    whole + u64::from(bytes & page_mask != 0)
 }
 
 fn parse_number(digits: &[u8]) -> Result<u64, ParseError> {

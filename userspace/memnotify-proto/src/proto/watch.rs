@@ -3,7 +3,8 @@
 //! For each armed threshold a file remembers on which side of it the figure was
 //! at the last evaluation (set when the thresholds are written). A figure at or
 //! above the threshold is above it; an above figure goes back below only once it
-//! is under `threshold - hysteresis`, so a figure hovering at the threshold does
+//! is under `threshold - hysteresis` (or at 0, so a hysteresis as large as the
+//! threshold cannot pin it above), so a figure hovering at the threshold does
 //! not flap. Crossing in either direction is an event.
 
 use super::figures::{Figure, Figures, FIGURE_COUNT};
@@ -27,11 +28,14 @@ impl Trigger {
         }
     }
 
-    /// How many pages `value` is away from crossing (0 when it crosses).
+    /// How many pages `value` is away from crossing (0 when it crosses),
+    /// saturating at `u64::MAX`.
     pub const fn distance(self, value: u64) -> u64 {
         match self {
             Trigger::UpAt(at) => at.saturating_sub(value),
-            Trigger::DownBelow(below) => (value + 1).saturating_sub(below),
+            Trigger::DownBelow(below) if value < below => 0,
+            // `value + 1 - below` without overflowing at `value == u64::MAX`.
+            Trigger::DownBelow(below) => (value - below).saturating_add(1),
         }
     }
 }
