@@ -1,24 +1,252 @@
-//! `cargo xtask`: build kernels, the module, userspace and images; boot them under QEMU; run scenarios.
+//! `cargo xtask`: build kernels, the module, userspace and images; boot them under QEMU; run
+//! scenarios; run the whole CI matrix. `cargo xtask help` lists the commands.
 
 mod buildroot;
+mod ci;
+mod image;
+mod kernel;
+mod qemu;
+mod scenario;
+mod setup;
+mod userspace;
+mod util;
 mod yocto;
 
-use anyhow::{bail, Result};
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-fn main() -> Result<()> {
+const HELP: &str = "\
+cargo xtask <command> [options]
+
+Commands:
+  setup                              check and install every prerequisite (idempotent)
+  kernel     --arch A --swap S       build (or reuse) the Rust-enabled 6.12 kernel of a cell
+  module     --arch A --swap S       build kernel-module/ against that kernel
+  userspace  --arch A                build the static userspace binaries for the guest
+  image      --arch A --swap S [--extra DIR]
+                                     build the gzip cpio initramfs
+  run        --arch A --swap S [--mem 256M] [--extra DIR] [--timeout SECS] [-- CMD…]
+                                     boot under QEMU: a shell, or run CMD and exit with its status
+  qemu-test  [A] [--arch A] [--swap S] [--scenario NAME]
+                                     run the YAML scenarios of qemu/scenarios/ (default: all cells)
+  ci                                 host checks, the whole matrix, the layer checks
+  yocto-crates                       regenerate meta-memnotify's crate list from Cargo.lock
+  yocto-check                        offline checks of the Yocto layer
+  buildroot-check                    offline checks of the Buildroot tree
+
+A is x86_64 or arm64, S is on or off (CONFIG_SWAP and an active swap disk).
+Kernels are cached in $MEMNOTIFY_CACHE (default ~/.cache/memnotify); the rest lands in target/.
+";
+
+/// A guest architecture.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The kernel's ARCH= value.
+    pub fn kernel_arch(self) -> &'static str {
+        self.name()
+    }
+
+    /// The Rust target triple of the guest's userspace.
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Arm64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Arch> {
+        match text {
+            "x86_64" | "x86-64" | "amd64" => Ok(Arch::X86_64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            other => bail!("unknown arch '{other}': use x86_64 or arm64"),
+        }
+    }
+}
+
+/// One cell of the test matrix: an architecture with swap on or off.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Cell {
+    pub arch: Arch,
+    pub swap: bool,
+}
+
+impl Cell {
+    pub fn all() -> Vec<Cell> {
+        Arch::ALL
+            .iter()
+            .flat_map(|&arch| [true, false].map(|swap| Cell { arch, swap }))
+            .collect()
+    }
+
+    pub fn swap_name(self) -> &'static str {
+        if self.swap {
+            "on"
+        } else {
+            "off"
+        }
+    }
+
+    /// A file-name friendly name, e.g. `x86_64-swapoff`.
+    pub fn name(self) -> String {
+        format!("{}-swap{}", self.arch.name(), self.swap_name())
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} swap={}", self.arch.name(), self.swap_name())
+    }
+}
+
+fn parse_swap(text: &str) -> Result<bool> {
+    match text {
+        "on" | "yes" | "1" => Ok(true),
+        "off" | "no" | "0" => Ok(false),
+        other => bail!("unknown swap setting '{other}': use on or off"),
+    }
+}
+
+/// Parsed command-line options shared by the subcommands.
+#[derive(Default)]
+struct Options {
+    arch: Option<Arch>,
+    swap: Option<bool>,
+    mem: Option<String>,
+    extra: Option<PathBuf>,
+    scenario: Option<String>,
+    timeout: Option<u64>,
+    command: Vec<String>,
+}
+
+impl Options {
+    fn cell(&self) -> Result<Cell> {
+        Ok(Cell {
+            arch: self.arch.context("--arch is required (x86_64 or arm64)")?,
+            swap: self.swap.context("--swap is required (on or off)")?,
+        })
+    }
+
+    /// The cells selected by --arch/--swap, each defaulting to all.
+    fn cells(&self) -> Vec<Cell> {
+        Cell::all()
+            .into_iter()
+            .filter(|cell| self.arch.is_none_or(|arch| arch == cell.arch))
+            .filter(|cell| self.swap.is_none_or(|swap| swap == cell.swap))
+            .collect()
+    }
+}
+
+fn parse_options(mut parser: lexopt::Parser) -> Result<Options> {
+    use lexopt::prelude::*;
+    let mut options = Options::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("arch") => options.arch = Some(Arch::parse(&parser.value()?.string()?)?),
+            Long("swap") => options.swap = Some(parse_swap(&parser.value()?.string()?)?),
+            Long("mem") => options.mem = Some(parser.value()?.string()?),
+            Long("extra") => options.extra = Some(parser.value()?.into()),
+            Long("scenario") => options.scenario = Some(parser.value()?.string()?),
+            Long("timeout") => options.timeout = Some(parser.value()?.parse()?),
+            Value(value) if options.arch.is_none() => {
+                options.arch = Some(Arch::parse(&value.string()?)?)
+            }
+            Value(value) => bail!("unexpected argument '{}'", value.to_string_lossy()),
+            Long("help") | Short('h') => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(options)
+}
+
+fn main() {
+    if let Err(error) = real_main() {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // Everything after `--` is the guest command of `run`.
+    let command = match args.iter().position(|arg| arg == "--") {
+        Some(index) => {
+            let command = args.split_off(index + 1);
+            args.pop();
+            command
+        }
+        None => Vec::new(),
+    };
+    let Some(subcommand) = args.first().cloned() else {
+        print!("{HELP}");
+        bail!("no command given");
+    };
+    let mut options = parse_options(lexopt::Parser::from_args(args.into_iter().skip(1)))?;
+    options.command = command;
     let sh = Shell::new()?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("yocto-crates") => yocto::crates(&sh),
-        Some("yocto-check") => yocto::check(&sh),
-        Some("buildroot-check") => buildroot::check(&sh),
-        _ => bail!("usage: cargo xtask <command>"),
+    sh.change_dir(project_root());
+    match subcommand.as_str() {
+        "setup" => setup::setup(true),
+        "kernel" => kernel::kernel(options.cell()?).map(drop),
+        "module" => kernel::module(options.cell()?).map(drop),
+        "userspace" => {
+            setup::ensure()?;
+            userspace::build(options.arch.context("--arch is required")?).map(drop)
+        }
+        "image" => image::build(options.cell()?, options.extra.as_deref(), None).map(drop),
+        "run" => {
+            let status = qemu::run(
+                options.cell()?,
+                options.mem.as_deref(),
+                options.extra.as_deref(),
+                &options.command,
+                options.timeout,
+            )?;
+            std::process::exit(status);
+        }
+        "qemu-test" => {
+            let report = scenario::run_cells(&options.cells(), options.scenario.as_deref())?;
+            if report.failed > 0 {
+                bail!("{} scenario(s) failed", report.failed);
+            }
+            Ok(())
+        }
+        "ci" => ci::ci(&sh),
+        "yocto-crates" => yocto::crates(&sh),
+        "yocto-check" => yocto::check(&sh),
+        "buildroot-check" => buildroot::check(&sh),
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => {
+            print!("{HELP}");
+            bail!("unknown command '{other}'")
+        }
     }
 }
 
 /// The repository's top directory.
-pub fn project_root() -> std::path::PathBuf {
+pub fn project_root() -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives one level below the root")

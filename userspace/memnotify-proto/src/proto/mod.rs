@@ -1,4 +1,4 @@
-//! Root of the shared protocol code (also the root the kernel module includes).
+//! Root of the shared protocol code (also what the kernel module includes, as `proto/mod.rs`).
 
 pub mod figures;
 pub mod levels;

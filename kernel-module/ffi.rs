@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C interfaces 6.12's `kernel` crate does not wrap, in one place.
+//!
+//! `kernel::bindings` lacks `<linux/miscdevice.h>`, `<linux/poll.h>` and `<linux/swap.h>`,
+//! and has no abstraction for module parameters, misc devices, delayed work or shrinkers.
+//! The layouts below are copied from the 6.12 headers named on each item; the
+//! `const` assertions at the end check their sizes against the C structures the
+//! bindings do know, so a layout change fails the build instead of the kernel.
+
+use core::cell::UnsafeCell;
+
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_uint};
+
+/// `struct miscdevice` from `include/linux/miscdevice.h` (6.12).
+#[repr(C)]
+pub(crate) struct MiscDevice {
+    pub(crate) minor: c_int,
+    pub(crate) name: *const c_char,
+    pub(crate) fops: *const bindings::file_operations,
+    pub(crate) list: bindings::list_head,
+    pub(crate) parent: *mut bindings::device,
+    pub(crate) this_device: *mut bindings::device,
+    pub(crate) groups: *const *const bindings::attribute_group,
+    pub(crate) nodename: *const c_char,
+    pub(crate) mode: bindings::umode_t,
+}
+
+/// `MISC_DYNAMIC_MINOR` from `include/linux/miscdevice.h`.
+pub(crate) const MISC_DYNAMIC_MINOR: c_int = 255;
+
+/// `poll_queue_proc` from `include/linux/poll.h`.
+pub(crate) type PollQueueProc = Option<
+    unsafe extern "C" fn(*mut bindings::file, *mut bindings::wait_queue_head, *mut PollTable),
+>;
+
+/// `struct poll_table_struct` from `include/linux/poll.h` (opaque in the bindings).
+#[repr(C)]
+pub(crate) struct PollTable {
+    pub(crate) qproc: PollQueueProc,
+    pub(crate) key: bindings::__poll_t,
+}
+
+/// `EPOLL*` bits from `include/uapi/linux/eventpoll.h`: what `->poll` returns.
+pub(crate) const EPOLLIN: bindings::__poll_t = 0x0001;
+pub(crate) const EPOLLOUT: bindings::__poll_t = 0x0004;
+pub(crate) const EPOLLRDNORM: bindings::__poll_t = 0x0040;
+pub(crate) const EPOLLWRNORM: bindings::__poll_t = 0x0100;
+
+// Only a pointer crosses the boundary; what it points to reaches empty C structures
+// (`struct mod_arch_specific` on some architectures) that the lint flags, as in the bindings.
+#[allow(improper_ctypes)]
+extern "C" {
+    /// `misc_register()` from `drivers/char/misc.c`.
+    pub(crate) fn misc_register(misc: *mut MiscDevice) -> c_int;
+    /// `misc_deregister()` from `drivers/char/misc.c`.
+    pub(crate) fn misc_deregister(misc: *mut MiscDevice);
+}
+
+#[cfg(CONFIG_SWAP)]
+extern "C" {
+    /// `si_swapinfo()` from `mm/swapfile.c`, exported by
+    /// `kernel-module/patches/0001-mm-export-si_swapinfo-for-the-memnotify-module.patch`.
+    pub(crate) fn si_swapinfo(info: *mut bindings::sysinfo);
+}
+
+/// `poll_wait()` from `include/linux/poll.h` (a static inline there).
+///
+/// # Safety
+///
+/// `file` and `table` come from the VFS `->poll` call; `queue` outlives every waiter the
+/// table adds to it (see `release` in memnotify.rs).
+pub(crate) unsafe fn poll_wait(
+    file: *mut bindings::file,
+    queue: *mut bindings::wait_queue_head,
+    table: *mut PollTable,
+) {
+    if table.is_null() {
+        return;
+    }
+    // SAFETY: `table` is a valid `poll_table` by the caller's contract.
+    let qproc = unsafe { (*table).qproc };
+    if let Some(qproc) = qproc {
+        if !queue.is_null() {
+            // SAFETY: this is exactly what the C inline does with the same arguments.
+            unsafe { qproc(file, queue, table) };
+        }
+    }
+    // Pairs with the barrier implied by `__wake_up`: the caller's load of its ready flag
+    // must not move before the waiter is queued (`poll_wait`'s `smp_mb()` in C).
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+}
+
+/// A `static` the C side writes to through a pointer (module parameters, registration
+/// structures). Rust code only reads it through volatile or atomic accesses.
+#[repr(transparent)]
+pub(crate) struct CShared<T>(UnsafeCell<T>);
+
+// SAFETY: the contents are only accessed through raw pointers handed to C, which does its
+// own locking (the module loader, `kernel_param_lock`), or read atomically by Rust.
+unsafe impl<T> Sync for CShared<T> {}
+
+impl<T> CShared<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(UnsafeCell::new(value))
+    }
+
+    pub(crate) const fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+/// Declares a `uint` module parameter the way `module_param()` does in C: a
+/// `struct kernel_param` in the `__param` section and `parm`/`parmtype` lines in
+/// `.modinfo` (loadable modules have no name prefix there).
+macro_rules! module_param_uint {
+    ($value:ident, $param:ident, $name:literal, $default:expr, $perm:expr, $desc:literal) => {
+        pub(crate) static $value: core::sync::atomic::AtomicU32 =
+            core::sync::atomic::AtomicU32::new($default);
+
+        #[link_section = "__param"]
+        #[used(compiler)]
+        static $param: $crate::ffi::CShared<kernel::bindings::kernel_param> =
+            $crate::ffi::CShared::new(kernel::bindings::kernel_param {
+                name: concat!($name, "\0").as_ptr().cast(),
+                // Taking the address of an extern static is safe: nothing is read.
+                mod_: core::ptr::addr_of_mut!(kernel::bindings::__this_module),
+                ops: core::ptr::addr_of!(kernel::bindings::param_ops_uint),
+                perm: $perm,
+                level: -1,
+                flags: 0,
+                __bindgen_anon_1: kernel::bindings::kernel_param__bindgen_ty_1 {
+                    arg: $value.as_ptr().cast(),
+                },
+            });
+
+        const _: () = {
+            #[link_section = ".modinfo"]
+            #[used(compiler)]
+            static PARMTYPE: [u8; concat!("parmtype=", $name, ":uint\0").len()] =
+                $crate::ffi::bytes(concat!("parmtype=", $name, ":uint\0"));
+            #[link_section = ".modinfo"]
+            #[used(compiler)]
+            static PARM: [u8; concat!("parm=", $name, ":", $desc, "\0").len()] =
+                $crate::ffi::bytes(concat!("parm=", $name, ":", $desc, "\0"));
+        };
+    };
+}
+pub(crate) use module_param_uint;
+
+/// A string literal as a byte array of its own length, for `.modinfo` entries.
+pub(crate) const fn bytes<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// A lockdep class key in static storage, as lockdep requires; expands to its pointer.
+/// (6.12's `kernel::sync::LockClassKey` does not expose its pointer outside the crate.)
+macro_rules! lock_class {
+    () => {{
+        static KEY: $crate::ffi::CShared<core::mem::MaybeUninit<kernel::bindings::lock_class_key>> =
+            $crate::ffi::CShared::new(core::mem::MaybeUninit::uninit());
+        KEY.get().cast::<kernel::bindings::lock_class_key>()
+    }};
+}
+pub(crate) use lock_class;
+
+/// A `device_attribute` of the statistics group (its `show` knows its index by address).
+pub(crate) type ShowFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *mut c_char,
+) -> isize;
+
+/// `INIT_DELAYED_WORK()` from `include/linux/workqueue.h` (a macro there).
+///
+/// # Safety
+///
+/// `work` points to writable memory that does not move until the work is cancelled.
+pub(crate) unsafe fn init_delayed_work(
+    work: *mut bindings::delayed_work,
+    func: unsafe extern "C" fn(*mut bindings::work_struct),
+    name: &'static kernel::str::CStr,
+    work_key: *mut bindings::lock_class_key,
+    timer_key: *mut bindings::lock_class_key,
+) {
+    // SAFETY: the caller guarantees `work` is valid; both initialisers accept
+    // uninitialised memory, as the C macro does.
+    unsafe {
+        bindings::init_work_with_key(
+            core::ptr::addr_of_mut!((*work).work),
+            Some(func),
+            false,
+            name.as_char_ptr(),
+            work_key,
+        );
+        bindings::init_timer_key(
+            core::ptr::addr_of_mut!((*work).timer),
+            Some(bindings::delayed_work_timer_fn),
+            bindings::TIMER_IRQSAFE,
+            name.as_char_ptr(),
+            timer_key,
+        );
+    }
+}
+
+/// `queue_delayed_work`-style re-arming: (re)starts `work` on the system workqueue after
+/// `delay_ms`, moving an already pending timer.
+///
+/// # Safety
+///
+/// `work` was initialised by [`init_delayed_work`] and is cancelled before it is freed.
+pub(crate) unsafe fn mod_delayed_work(work: *mut bindings::delayed_work, delay_ms: u32) {
+    // SAFETY: `__msecs_to_jiffies` is a pure conversion.
+    let delay = unsafe { bindings::__msecs_to_jiffies(delay_ms as c_uint) };
+    // SAFETY: `system_wq` is set up before any module loads; `work` is valid by contract.
+    unsafe {
+        bindings::mod_delayed_work_on(
+            bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+            bindings::system_wq,
+            work,
+            delay,
+        )
+    };
+}
+
+/// Reads a node-wide VM counter like `global_node_page_state()` (an inline in C).
+pub(crate) fn node_page_state(item: bindings::node_stat_item) -> u64 {
+    // SAFETY: `vm_node_stat` is an exported array of `NR_VM_NODE_STAT_ITEMS` atomics and
+    // `item` is one of the bindings' `node_stat_item` constants, so the index is in bounds;
+    // the read is a plain atomic load, as `atomic_long_read()` does.
+    let value = unsafe {
+        let counter = core::ptr::addr_of!(bindings::vm_node_stat[item as usize].counter);
+        core::ptr::read_volatile(counter)
+    };
+    // Per-CPU drift can make the global sum briefly negative (the C helper clamps too).
+    if value < 0 {
+        0
+    } else {
+        value as u64
+    }
+}
+
+// Layout checks against the C definitions the bindings know.
+const _: () = {
+    use core::mem::{align_of, size_of};
+    assert!(size_of::<PollTable>() == 2 * size_of::<usize>());
+    // miscdevice: int (padded), 4 pointers, list_head (2 pointers), 3 pointers, umode_t (padded).
+    assert!(size_of::<MiscDevice>() == 10 * size_of::<usize>());
+    assert!(align_of::<MiscDevice>() == align_of::<usize>());
+};

@@ -1,0 +1,303 @@
+//! `cargo xtask kernel` and `cargo xtask module`: a Rust-enabled 6.12 kernel per cell, cached
+//! outside the repository under a hash of every input, and the module built against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::setup::{self, KERNEL_CLIPPY, KERNEL_RUSTC, KERNEL_SOURCE_PACKAGE, KERNEL_TARBALL};
+use crate::util::{cache_dir, output_of, run_logged, sorted_files, target_dir, InputHash};
+use crate::{project_root, Arch, Cell};
+
+/// Bump when the way kernels are built changes, so old cache entries are not reused.
+const RECIPE_VERSION: &str = "1";
+
+/// A configured and built kernel tree.
+pub struct Kernel {
+    pub build_dir: PathBuf,
+    pub arch: Arch,
+}
+
+impl Kernel {
+    /// The boot image QEMU loads.
+    pub fn image(&self) -> PathBuf {
+        self.build_dir.join(match self.arch {
+            Arch::X86_64 => "arch/x86/boot/bzImage",
+            Arch::Arm64 => "arch/arm64/boot/Image",
+        })
+    }
+
+    /// The kernel's own initramfs generator (no root needed for device nodes).
+    pub fn gen_init_cpio(&self) -> PathBuf {
+        self.build_dir.join("usr/gen_init_cpio")
+    }
+
+    /// `make` in this build tree with the project's toolchain.
+    pub fn make(&self) -> Command {
+        make_command(&self.build_dir, self.arch)
+    }
+}
+
+fn make_command(build_dir: &Path, arch: Arch) -> Command {
+    let mut command = Command::new("make");
+    command
+        .env("PATH", setup::kernel_path_env())
+        .arg("-C")
+        .arg(build_dir)
+        .arg(format!("ARCH={}", arch.kernel_arch()))
+        .arg("LLVM=1")
+        .arg(format!("RUSTC={KERNEL_RUSTC}"))
+        .arg(format!("BINDGEN={}", setup::bindgen().display()));
+    command
+}
+
+/// The fragments merged onto tinyconfig for a cell, in order.
+pub fn fragments(cell: Cell) -> Vec<PathBuf> {
+    let configs = project_root().join("qemu/configs");
+    vec![
+        configs.join("qemu-common.config"),
+        configs.join(format!("qemu-{}.config", cell.arch.name())),
+        configs.join("memnotify.config"),
+        configs.join(format!("swap-{}.config", cell.swap_name())),
+    ]
+}
+
+/// The project's kernel patches, applied in name order.
+pub fn patches() -> Result<Vec<PathBuf>> {
+    sorted_files(&project_root().join("kernel-module/patches"), "patch")
+}
+
+fn source_version() -> Result<String> {
+    output_of("dpkg-query", &["-W", "-f=${Version}", KERNEL_SOURCE_PACKAGE])
+}
+
+/// Unpacks the Debian kernel source once per (source version, patch set) and applies the patches.
+fn source_tree() -> Result<PathBuf> {
+    let mut hash = InputHash::default();
+    hash.add("source", source_version()?.as_bytes());
+    for patch in patches()? {
+        hash.add_file(&patch)?;
+    }
+    let dir = cache_dir().join(format!("src/linux-6.12-{}", hash.short()));
+    if dir.join(".memnotify-ready").exists() {
+        return Ok(dir);
+    }
+    let staging = cache_dir().join(format!("src/.unpacking-{}", hash.short()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(&staging)?;
+    let mut untar = Command::new("tar");
+    untar
+        .arg("-xf")
+        .arg(KERNEL_TARBALL)
+        .arg("-C")
+        .arg(&staging)
+        .arg("--strip-components=1");
+    run_logged(untar, &staging.with_extension("log"), "unpacking the kernel source")?;
+    for patch in patches()? {
+        let mut apply = Command::new("patch");
+        apply
+            .current_dir(&staging)
+            .args(["-p1", "--forward", "--batch", "-i"])
+            .arg(&patch);
+        let name = patch.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        run_logged(apply, &staging.with_extension("patch.log"), &format!("applying {name}"))?;
+    }
+    std::fs::write(staging.join(".memnotify-ready"), "")?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::rename(&staging, &dir)?;
+    Ok(dir)
+}
+
+/// The cache key of a cell's kernel: source, patches, fragments, toolchain, recipe.
+fn kernel_key(cell: Cell) -> Result<String> {
+    let mut hash = InputHash::default();
+    hash.add("recipe", RECIPE_VERSION.as_bytes())
+        .add("source", source_version()?.as_bytes())
+        .add("arch", cell.arch.name().as_bytes())
+        .add("toolchain", setup::toolchain_fingerprint()?.as_bytes());
+    for patch in patches()? {
+        hash.add_file(&patch)?;
+    }
+    for fragment in fragments(cell) {
+        hash.add_file(&fragment)?;
+    }
+    Ok(hash.short())
+}
+
+/// Builds (or reuses) the kernel for `cell`.
+pub fn kernel(cell: Cell) -> Result<Kernel> {
+    setup::ensure()?;
+    let key = kernel_key(cell)?;
+    let build_dir = cache_dir().join(format!("kernels/{}-{key}", cell.name()));
+    let kernel = Kernel {
+        build_dir: build_dir.clone(),
+        arch: cell.arch,
+    };
+    let stamp = build_dir.join(".memnotify-built");
+    if stamp.exists() && kernel.image().exists() {
+        eprintln!("==> kernel {cell}: cached ({})", build_dir.display());
+        return Ok(kernel);
+    }
+    let source = source_tree()?;
+    if build_dir.exists() {
+        std::fs::remove_dir_all(&build_dir)?;
+    }
+    std::fs::create_dir_all(&build_dir)?;
+    let logs = build_dir.join("logs");
+    let make_in_source = |target: &str| {
+        let mut command = make_command(&source, cell.arch);
+        command.arg(format!("O={}", build_dir.display())).arg(target);
+        command
+    };
+    run_logged(make_in_source("tinyconfig"), &logs.join("tinyconfig.log"), "make tinyconfig")?;
+    let mut merge = Command::new(source.join("scripts/kconfig/merge_config.sh"));
+    merge
+        .env("PATH", setup::kernel_path_env())
+        .env("ARCH", cell.arch.kernel_arch())
+        .current_dir(&source)
+        .args(["-m", "-O"])
+        .arg(&build_dir)
+        .arg(build_dir.join(".config"))
+        .args(fragments(cell));
+    run_logged(merge, &logs.join("merge_config.log"), "merging config fragments")?;
+    run_logged(make_in_source("olddefconfig"), &logs.join("olddefconfig.log"), "make olddefconfig")?;
+    verify_config(&build_dir.join(".config"), &fragments(cell))?;
+    let mut rustavailable = kernel.make();
+    rustavailable.arg("rustavailable");
+    run_logged(rustavailable, &logs.join("rustavailable.log"), "make rustavailable")?;
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let mut build = kernel.make();
+    build.arg(format!("-j{jobs}"));
+    run_logged(
+        build,
+        &logs.join("build.log"),
+        &format!("building kernel {cell} (about 5 minutes on 2 cores)"),
+    )?;
+    if !kernel.image().exists() || !kernel.gen_init_cpio().exists() {
+        bail!("the kernel build finished without {}", kernel.image().display());
+    }
+    std::fs::write(&stamp, &key)?;
+    eprintln!("==> kernel {cell}: {}", kernel.image().display());
+    Ok(kernel)
+}
+
+/// Fails loudly when an option a fragment asks for did not make it into `.config`
+/// (Kconfig drops unmet options silently).
+pub fn verify_config(config: &Path, fragments: &[PathBuf]) -> Result<()> {
+    let text = std::fs::read_to_string(config)?;
+    let value_of = |name: &str| {
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_string)
+        })
+    };
+    let mut dropped = Vec::new();
+    for fragment in fragments {
+        let wanted = std::fs::read_to_string(fragment)?;
+        for line in wanted.lines().map(str::trim) {
+            if let Some(name) = line
+                .strip_prefix("# ")
+                .and_then(|rest| rest.strip_suffix(" is not set"))
+            {
+                if let Some(value) = value_of(name) {
+                    dropped.push(format!("{name} must be off, is {value} ({})", fragment.display()));
+                }
+            } else if let Some((name, value)) = line.split_once('=') {
+                if line.starts_with('#') {
+                    continue;
+                }
+                match value_of(name) {
+                    Some(found) if found == value => {}
+                    found => dropped.push(format!(
+                        "{name}={value} wanted, got {} ({})",
+                        found.as_deref().unwrap_or("not set"),
+                        fragment.display()
+                    )),
+                }
+            }
+        }
+    }
+    if !dropped.is_empty() {
+        bail!(
+            "options dropped out of {}:\n  {}",
+            config.display(),
+            dropped.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Copies `from` to `to` only when the content differs, so make sees unchanged mtimes.
+fn sync_file(from: &Path, to: &Path) -> Result<()> {
+    let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() != Some(&content[..]) {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(to, content)?;
+    }
+    Ok(())
+}
+
+fn sync_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default();
+        if path.is_dir() {
+            sync_tree(&path, &to.join(name))?;
+        } else {
+            sync_file(&path, &to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds `kernel-module/` against the cell's kernel (with CLIPPY=1) and fails on any warning.
+/// The sources are mirrored into `target/` so the checkout stays free of build products.
+pub fn module(cell: Cell) -> Result<PathBuf> {
+    let kernel = kernel(cell)?;
+    let root = project_root();
+    let work = target_dir().join(format!("module/{}", cell.name()));
+    for name in ["Kbuild", "Makefile"] {
+        sync_file(&root.join("kernel-module").join(name), &work.join("kernel-module").join(name))?;
+    }
+    for source in sorted_files(&root.join("kernel-module"), "rs")? {
+        let name = source.file_name().unwrap_or_default();
+        sync_file(&source, &work.join("kernel-module").join(name))?;
+    }
+    sync_tree(
+        &root.join("userspace/memnotify-proto/src"),
+        &work.join("userspace/memnotify-proto/src"),
+    )?;
+    let log = target_dir().join(format!("logs/module-{}.log", cell.name()));
+    let mut make = kernel.make();
+    make.arg(format!("M={}", work.join("kernel-module").display()))
+        .arg("CLIPPY=1")
+        .arg(format!("CLIPPY_DRIVER={KERNEL_CLIPPY}"))
+        .arg("modules");
+    run_logged(make, &log, &format!("building memnotify.ko for {cell}"))?;
+    let warnings: Vec<String> = std::fs::read_to_string(&log)?
+        .lines()
+        .filter(|line| line.contains("warning"))
+        .map(str::to_string)
+        .collect();
+    if !warnings.is_empty() {
+        bail!(
+            "the module build has warnings (the project builds warning-free):\n{}\nlog: {}",
+            warnings.join("\n"),
+            log.display()
+        );
+    }
+    let ko = work.join("kernel-module/memnotify.ko");
+    if !ko.exists() {
+        bail!("the module build produced no {}", ko.display());
+    }
+    eprintln!("==> module {cell}: {}", ko.display());
+    Ok(ko)
+}

@@ -1,0 +1,181 @@
+//! `cargo xtask run`: boot a cell's image under QEMU (TCG: KVM aborts on these machines).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::image::{self, Image};
+use crate::util::target_dir;
+use crate::{Arch, Cell};
+
+/// How the guest's /init behaves (see qemu/initramfs/init).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Shell,
+    Command,
+    Script,
+}
+
+/// What to boot and how.
+pub struct Boot<'a> {
+    pub cell: Cell,
+    pub image: &'a Image,
+    pub mem: &'a str,
+    pub mode: Mode,
+    pub load_module: bool,
+}
+
+/// The marker /init prints with the guest command's exit status.
+pub const EXIT_MARKER: &str = "memnotify-exit-status=";
+
+/// The QEMU command line for a boot.
+pub fn qemu_command(boot: &Boot<'_>) -> Result<Command> {
+    let mut append = vec![
+        "panic=-1".to_string(),
+        "loglevel=4".to_string(),
+        format!(
+            "mn_mode={}",
+            match boot.mode {
+                Mode::Shell => "shell",
+                Mode::Command => "cmd",
+                Mode::Script => "script",
+            }
+        ),
+        format!("mn_swap={}", boot.cell.swap_name()),
+        format!("mn_module={}", u8::from(boot.load_module)),
+    ];
+    let mut qemu = match boot.cell.arch {
+        Arch::X86_64 => {
+            append.insert(0, "console=ttyS0".to_string());
+            let mut qemu = Command::new("qemu-system-x86_64");
+            qemu.args(["-accel", "tcg", "-cpu", "max"]);
+            qemu
+        }
+        Arch::Arm64 => {
+            append.insert(0, "console=ttyAMA0".to_string());
+            let mut qemu = Command::new("qemu-system-aarch64");
+            qemu.args(["-M", "virt", "-cpu", "cortex-a57"]);
+            qemu
+        }
+    };
+    qemu.args(["-smp", "2", "-m", boot.mem, "-nographic", "-no-reboot"])
+        .arg("-kernel")
+        .arg(boot.image.kernel.image())
+        .arg("-initrd")
+        .arg(&boot.image.initrd)
+        .arg("-append")
+        .arg(append.join(" "));
+    if boot.cell.swap {
+        let disk = target_dir().join(format!("image/{}/swap.img", boot.cell.name()));
+        let file = std::fs::File::create(&disk)?;
+        file.set_len(128 << 20)?;
+        qemu.arg("-drive")
+            .arg(format!("file={},if=virtio,format=raw", disk.display()));
+    }
+    Ok(qemu)
+}
+
+/// Boots a cell: an interactive shell without `command`, otherwise runs it and returns its
+/// exit status.
+pub fn run(
+    cell: Cell,
+    mem: Option<&str>,
+    extra: Option<&Path>,
+    command: &[String],
+    timeout_secs: Option<u64>,
+) -> Result<i32> {
+    let script = (!command.is_empty()).then(|| shell_words(command));
+    let image = image::build(cell, extra, script.as_deref())?;
+    let boot = Boot {
+        cell,
+        image: &image,
+        mem: mem.unwrap_or("256M"),
+        mode: if script.is_some() { Mode::Command } else { Mode::Shell },
+        load_module: true,
+    };
+    let mut qemu = qemu_command(&boot)?;
+    if script.is_none() {
+        eprintln!("==> booting {cell}; type 'exit' to power off (Ctrl-A X quits QEMU)");
+        let status = qemu.status().context("starting QEMU")?;
+        return Ok(status.code().unwrap_or(1));
+    }
+    eprintln!("==> booting {cell} to run: {}", script.as_deref().unwrap_or(""));
+    let log_path = target_dir().join(format!("logs/run-{}.log", cell.name()));
+    let mut log = std::fs::File::create(&log_path)?;
+    let mut child = qemu
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting QEMU")?;
+    let mut stdout = child.stdout.take().context("QEMU stdout")?;
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs.unwrap_or(900));
+    // The reader thread forwards the console and reports what it saw.
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut console = Vec::new();
+    let mut out = std::io::stdout();
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(bytes) => {
+                out.write_all(&bytes)?;
+                out.flush()?;
+                log.write_all(&bytes)?;
+                console.extend_from_slice(&bytes);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the guest did not finish in time; console log: {}", log_path.display());
+        }
+    }
+    child.wait()?;
+    let text = String::from_utf8_lossy(&console);
+    let status = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix(EXIT_MARKER))
+        .filter_map(|code| code.trim().parse::<i32>().ok())
+        .next_back();
+    match status {
+        Some(code) => Ok(code),
+        None => bail!(
+            "the guest stopped without reporting the command's exit status; console log: {}",
+            log_path.display()
+        ),
+    }
+}
+
+/// Joins arguments into one shell command line, quoting those that need it.
+fn shell_words(words: &[String]) -> String {
+    if words.len() == 1 {
+        // One argument is taken as a whole shell command: `-- 'a | b'`.
+        return words[0].clone();
+    }
+    words
+        .iter()
+        .map(|word| {
+            if !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c))
+            {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

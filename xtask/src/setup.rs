@@ -1,0 +1,333 @@
+//! `cargo xtask setup`: check every prerequisite, install what is missing, verify versions.
+//!
+//! Idempotent: a machine that has everything only gets the checks. Every other command
+//! calls [`ensure`] first, so a newcomer's first command does all the set-up.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{cache_dir, output_of};
+
+/// Where Debian's clang/lld 19 live; put first on PATH for kernel builds (`LLVM=1`).
+pub const LLVM_BIN: &str = "/usr/lib/llvm-19/bin";
+/// Debian's rustc 1.96, whose `core` source (rust-web-src) the kernel build needs.
+pub const KERNEL_RUSTC: &str = "/usr/bin/rustc";
+/// Debian's clippy-driver matching [`KERNEL_RUSTC`], for `CLIPPY=1` module builds.
+pub const KERNEL_CLIPPY: &str = "/usr/bin/clippy-driver";
+/// The kernel source package and its tarball.
+pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-6.12";
+pub const KERNEL_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+const BINDGEN_VERSION: &str = "0.73.2";
+
+/// Debian packages from the main suite.
+const PACKAGES: &[&str] = &[
+    "make",
+    "patch",
+    "bc",
+    "bison",
+    "flex",
+    "libelf-dev",
+    "libssl-dev",
+    "cpio",
+    "xz-utils",
+    "gzip",
+    "kmod",
+    "python3",
+    "shellcheck",
+    KERNEL_SOURCE_PACKAGE,
+    "rustc-web",
+    "rust-web-src",
+    "rust-web-clippy",
+    "clang-19",
+    "lld-19",
+    "llvm-19",
+    "libclang-19-dev",
+    "busybox-static",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+    "libstd-rust-web-dev:arm64",
+];
+
+/// Packages that must come from bookworm-backports (bookworm's QEMU 7.2 conflicts with the
+/// backported qemu-utils these machines ship).
+const BACKPORTS_PACKAGES: &[&str] = &["qemu-system-x86", "qemu-system-arm"];
+
+fn is_root() -> bool {
+    output_of("id", &["-u"]).is_ok_and(|uid| uid == "0")
+}
+
+fn privileged(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut command = Command::new("sudo");
+        command.arg(program);
+        command
+    }
+}
+
+fn run(mut command: Command) -> Result<()> {
+    let status = command
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn package_installed(package: &str) -> bool {
+    output_of("dpkg-query", &["-W", "-f=${db:Status-Status}", package])
+        .is_ok_and(|status| status == "installed")
+}
+
+fn codename() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_string()
+}
+
+/// Adds bookworm-backports to apt's sources (same mirror as bookworm) if it is missing.
+fn ensure_backports() -> Result<bool> {
+    let mut sources = String::new();
+    for path in ["/etc/apt/sources.list"] {
+        sources += &std::fs::read_to_string(path).unwrap_or_default();
+    }
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        for entry in dir.flatten() {
+            sources += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+    }
+    if sources.contains("bookworm-backports") {
+        return Ok(false);
+    }
+    let mirror = sources
+        .lines()
+        .find_map(|line| {
+            let line = line.trim();
+            line.strip_prefix("URIs:")
+                .map(str::trim)
+                .filter(|uri| uri.contains("debian") && !uri.contains("security"))
+                .map(str::to_string)
+                .or_else(|| {
+                    let mut words = line.strip_prefix("deb ")?.split_whitespace();
+                    let uri = words.find(|word| !word.starts_with('['))?;
+                    let suite = words.next()?;
+                    (suite == "bookworm").then(|| uri.to_string())
+                })
+        })
+        .unwrap_or_else(|| "http://deb.debian.org/debian".to_string());
+    println!("fix  apt: adding bookworm-backports ({mirror})");
+    let text = format!(
+        "Types: deb\nURIs: {mirror}\nSuites: bookworm-backports\nComponents: main\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    );
+    let tmp = std::env::temp_dir().join("memnotify-bookworm-backports.sources");
+    std::fs::write(&tmp, text)?;
+    let mut install = privileged("install");
+    install
+        .args(["-m", "0644"])
+        .arg(&tmp)
+        .arg("/etc/apt/sources.list.d/memnotify-bookworm-backports.sources");
+    run(install)?;
+    Ok(true)
+}
+
+fn ensure_arm64_architecture() -> Result<bool> {
+    let foreign = output_of("dpkg", &["--print-foreign-architectures"]).unwrap_or_default();
+    if foreign.split_whitespace().any(|arch| arch == "arm64") {
+        return Ok(false);
+    }
+    println!("fix  dpkg: adding the arm64 architecture");
+    let mut command = privileged("dpkg");
+    command.args(["--add-architecture", "arm64"]);
+    run(command)?;
+    Ok(true)
+}
+
+fn apt_install(packages: &[&str], suite: Option<&str>) -> Result<()> {
+    let mut command = privileged("apt-get");
+    command.args(["install", "-y", "--no-install-recommends"]);
+    if let Some(suite) = suite {
+        command.args(["-t", suite]);
+    }
+    command.args(packages);
+    run(command)
+}
+
+/// The path of `bindgen`, installing bindgen-cli with cargo if it is missing or too old.
+pub fn bindgen() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+    cargo_home.join("bin/bindgen")
+}
+
+fn bindgen_version(path: &Path) -> Option<String> {
+    let text = output_of(path.to_str()?, &["--version"]).ok()?;
+    text.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// busybox for the guest: Debian's busybox-static for amd64, unpacked from the arm64 .deb
+/// for arm64 (it cannot be installed next to the amd64 one).
+pub fn busybox(arch: crate::Arch) -> PathBuf {
+    match arch {
+        crate::Arch::X86_64 => PathBuf::from("/bin/busybox"),
+        crate::Arch::Arm64 => cache_dir().join("busybox-arm64/bin/busybox"),
+    }
+}
+
+fn ensure_busybox_arm64() -> Result<bool> {
+    let path = busybox(crate::Arch::Arm64);
+    if path.exists() {
+        return Ok(false);
+    }
+    println!("fix  busybox-static:arm64: downloading and unpacking");
+    let work = cache_dir().join("busybox-arm64.download");
+    std::fs::create_dir_all(&work)?;
+    let mut download = Command::new("apt-get");
+    download.current_dir(&work).args(["download", "busybox-static:arm64"]);
+    run(download)?;
+    let deb = std::fs::read_dir(&work)?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .context("apt-get download produced no .deb")?;
+    let unpack = cache_dir().join("busybox-arm64");
+    let mut extract = Command::new("dpkg-deb");
+    extract.arg("-x").arg(&deb).arg(&unpack);
+    run(extract)?;
+    std::fs::remove_dir_all(&work)?;
+    if !path.exists() {
+        bail!("busybox-static:arm64 did not contain {}", path.display());
+    }
+    Ok(true)
+}
+
+/// Checks everything, installs what is missing and prints one line per piece.
+pub fn setup(verbose: bool) -> Result<()> {
+    let say = |line: String| {
+        if verbose {
+            println!("{line}");
+        }
+    };
+    if codename() != "bookworm" {
+        println!(
+            "warn os: this is '{}', not Debian bookworm; package names may differ",
+            codename()
+        );
+    }
+    let mut changed_sources = ensure_backports()?;
+    changed_sources |= ensure_arm64_architecture()?;
+
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !package_installed(package))
+        .collect();
+    let missing_backports: Vec<&str> = BACKPORTS_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !package_installed(package))
+        .collect();
+    for package in PACKAGES.iter().chain(BACKPORTS_PACKAGES) {
+        if missing.contains(package) || missing_backports.contains(package) {
+            println!("fix  {package}: not installed, installing");
+        } else {
+            say(format!("ok   {package}"));
+        }
+    }
+    if changed_sources || !missing.is_empty() || !missing_backports.is_empty() {
+        run({
+            let mut command = privileged("apt-get");
+            command.arg("update");
+            command
+        })?;
+    }
+    if !missing.is_empty() {
+        apt_install(&missing, None)?;
+    }
+    if !missing_backports.is_empty() {
+        apt_install(&missing_backports, Some("bookworm-backports"))?;
+    }
+
+    let bindgen = bindgen();
+    match bindgen_version(&bindgen) {
+        Some(version) if version == BINDGEN_VERSION => {
+            say(format!("ok   bindgen {version}"))
+        }
+        found => {
+            println!(
+                "fix  bindgen: found {}, want {BINDGEN_VERSION}; cargo install bindgen-cli",
+                found.as_deref().unwrap_or("none")
+            );
+            let mut command = Command::new("cargo");
+            command.args(["install", "bindgen-cli", "--locked", "--version", BINDGEN_VERSION]);
+            run(command)?;
+        }
+    }
+    if ensure_busybox_arm64()? {
+        say("ok   busybox arm64 unpacked".to_string());
+    } else {
+        say(format!("ok   busybox arm64 ({})", busybox(crate::Arch::Arm64).display()));
+    }
+
+    // Versions the kernel build depends on.
+    let checks: [(&str, Result<String>); 4] = [
+        ("rustc (kernel)", output_of(KERNEL_RUSTC, &["--version"])),
+        ("clang", output_of(&format!("{LLVM_BIN}/clang"), &["--version"])),
+        ("bindgen", output_of(bindgen.to_str().unwrap_or("bindgen"), &["--version"])),
+        ("qemu", output_of("qemu-system-x86_64", &["--version"])),
+    ];
+    for (what, result) in checks {
+        match result {
+            Ok(text) => say(format!("ok   {what}: {}", text.lines().next().unwrap_or(""))),
+            Err(error) => bail!("{what} is not usable after setup: {error:#}"),
+        }
+    }
+    let core_src = Path::new("/usr/lib/rustlib/src/rust/library/core/src/lib.rs");
+    if !core_src.exists() {
+        bail!("{} is missing: rust-web-src did not install the core source", core_src.display());
+    }
+    say(format!("ok   Rust core source ({})", core_src.display()));
+    Ok(())
+}
+
+/// Runs the set-up once per xtask invocation, quietly when nothing is missing.
+pub fn ensure() -> Result<()> {
+    static DONE: OnceLock<()> = OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
+    setup(false)?;
+    let _ = DONE.set(());
+    Ok(())
+}
+
+/// The version string of the kernel rustc, clang and bindgen, for cache keys.
+pub fn toolchain_fingerprint() -> Result<String> {
+    Ok(format!(
+        "{}\n{}\n{}",
+        output_of(KERNEL_RUSTC, &["--version"])?,
+        output_of(&format!("{LLVM_BIN}/clang"), &["--version"])?
+            .lines()
+            .next()
+            .unwrap_or(""),
+        output_of(bindgen().to_str().unwrap_or("bindgen"), &["--version"])?,
+    ))
+}
+
+/// PATH with LLVM 19 first, for `LLVM=1` kernel builds.
+pub fn kernel_path_env() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{LLVM_BIN}:{path}")
+}
