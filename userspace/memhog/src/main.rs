@@ -7,19 +7,20 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use plan::{due, mib, pace_chunk, report_due, Hold, Mode, Plan, USAGE};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal that asked us to stop (0: none).
+static STOP: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(signal: libc::c_int) {
+    STOP.store(signal, Ordering::SeqCst);
 }
 
 fn stopping() -> bool {
-    STOP.load(Ordering::SeqCst)
+    STOP.load(Ordering::SeqCst) != 0
 }
 
 fn install_handlers() {
@@ -283,6 +284,12 @@ fn main() -> ExitCode {
     };
     install_handlers();
     match run(plan) {
+        // Stopped by a signal: released cleanly, but say so like the shell would.
+        Ok(()) if stopping() => {
+            let signal = STOP.load(Ordering::SeqCst);
+            say(format_args!("stopped by signal {signal}"));
+            ExitCode::from(128 + signal as u8)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("memhog: {message}");

@@ -22,6 +22,7 @@ usage: memhog --limit SIZE [--rate SIZE/s] [--hold DURATION] [--step [--chunk SI
 
 SIZE is bytes with an optional K, M or G suffix (powers of 1024).
 Progress goes to stdout, one line at a time: 'memhog: allocated 32 MiB'.
+SIGINT or SIGTERM releases the memory and exits with 128 + the signal number.
 ";
 
 /// How long to hold the memory.
