@@ -1,6 +1,7 @@
 //! Command line parsing (pure: takes the words, returns what to do).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use memnotify::BackendKind;
@@ -18,11 +19,15 @@ commands:
   stats [--json]                   the module's statistics
   set-default [--low PCT] [--critical PCT] [--rate-limit MS]
                                    the module's default levels and rate limit
+  subscribe [--socket PATH] [--count N] [--timeout SECONDS]
+                                   print memnotifyd's level changes (JSON lines)
+  query [--socket PATH]            print memnotifyd's current state (one JSON line)
   help                             this text
 
 options:
   --backend device|psi|auto        /dev/memnotify, PSI + /proc/meminfo, or the device
                                    when it exists (default: auto)
+  --socket PATH                    memnotifyd's socket (default /run/memnotifyd.sock)
   --version                        print the version
 ";
 
@@ -47,7 +52,18 @@ pub enum Command {
         critical_pct: Option<u64>,
         rate_limit_ms: Option<u64>,
     },
+    Subscribe {
+        socket: PathBuf,
+        count: Option<u64>,
+        timeout: Option<Duration>,
+    },
+    Query {
+        socket: PathBuf,
+    },
 }
+
+/// memnotifyd's default socket.
+pub const DEFAULT_SOCKET: &str = "/run/memnotifyd.sock";
 
 #[derive(Debug, PartialEq)]
 pub struct Invocation {
@@ -84,6 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
     let mut low_pct = None;
     let mut critical_pct = None;
     let mut rate_limit_ms = None;
+    let mut socket: Option<PathBuf> = None;
     let mut help = false;
     let mut version = false;
     while let Some(arg) = parser.next().map_err(|error| error.to_string())? {
@@ -122,6 +139,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
                     "--rate-limit",
                 )?)
             }
+            Long("socket") => socket = Some(parser.value().map_err(|e| e.to_string())?.into()),
             Long("help") | Short('h') => help = true,
             Long("version") | Short('V') => version = true,
             Value(value) => {
@@ -158,6 +176,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
             ("--low", low_pct.is_some()),
             ("--critical", critical_pct.is_some()),
             ("--rate-limit", rate_limit_ms.is_some()),
+            ("--socket", socket.is_some()),
         ];
         for (option, present) in given {
             if present && !allowed.contains(&option) {
@@ -215,6 +234,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Str
                 low_pct,
                 critical_pct,
                 rate_limit_ms,
+            }
+        }
+        "subscribe" => {
+            only(&["--socket", "--count", "--timeout"])?;
+            no_words(&words)?;
+            Command::Subscribe {
+                socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+                count,
+                timeout,
+            }
+        }
+        "query" => {
+            only(&["--socket"])?;
+            no_words(&words)?;
+            Command::Query {
+                socket: socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             }
         }
         other => return Err(format!("unknown command '{other}'")),
@@ -289,6 +324,26 @@ mod tests {
         ] {
             assert!(args(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn daemon_clients() {
+        assert_eq!(
+            args("subscribe --count 3 --socket /tmp/s").unwrap().command,
+            Command::Subscribe {
+                socket: "/tmp/s".into(),
+                count: Some(3),
+                timeout: None
+            }
+        );
+        assert_eq!(
+            args("query").unwrap().command,
+            Command::Query {
+                socket: DEFAULT_SOCKET.into()
+            }
+        );
+        assert!(args("query --count 1").is_err());
+        assert!(args("status --socket /x").is_err());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 mod args;
 mod render;
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -105,6 +107,22 @@ fn run(kind: BackendKind, command: Command) -> Result<ExitCode, Error> {
             count,
             timeout,
         } => return watch(kind, &thresholds, json, count, timeout),
+        Command::Subscribe {
+            socket,
+            count,
+            timeout,
+        } => return subscribe(&socket, count, timeout),
+        Command::Query { socket } => {
+            let mut stream = connect(&socket, Duration::ZERO)?;
+            stream
+                .write_all(b"query\n")
+                .map_err(|error| Error::io(format!("writing to {}", socket.display()), error))?;
+            let mut line = String::new();
+            BufReader::new(stream)
+                .read_line(&mut line)
+                .map_err(|error| Error::io(format!("reading {}", socket.display()), error))?;
+            print!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -175,6 +193,84 @@ fn watch(
             if count.is_some_and(|count| seen >= count) {
                 return Ok(ExitCode::SUCCESS);
             }
+        }
+    }
+}
+
+/// Connects to memnotifyd's socket, waiting up to `patience` for it to appear.
+fn connect(socket: &Path, patience: Duration) -> Result<UnixStream, Error> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => return Ok(stream),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(error) => {
+                return Err(Error::io(
+                    format!(
+                        "connecting to {} (is memnotifyd running?)",
+                        socket.display()
+                    ),
+                    error,
+                ))
+            }
+        }
+    }
+}
+
+/// Prints memnotifyd's JSON lines as they come.
+fn subscribe(
+    socket: &Path,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+) -> Result<ExitCode, Error> {
+    let signals = SignalPipe::install(&[libc::SIGINT, libc::SIGTERM])?;
+    let deadline = timeout.map(|limit| Instant::now() + limit);
+    let stream = connect(socket, Duration::from_secs(5))?;
+    eprintln!("memnotify: subscribed to {}", socket.display());
+    let mut reader = BufReader::new(stream);
+    let mut seen = 0u64;
+    let mut line = String::new();
+    loop {
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            eprintln!("memnotify: no more lines within the timeout");
+            return Ok(ExitCode::from(1));
+        }
+        // Lines already buffered need no wait.
+        if reader.buffer().is_empty() {
+            let timespec = left.map(|wait| Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_nanos()),
+            });
+            let mut fds = [
+                PollFd::new(&signals, PollFlags::IN),
+                PollFd::new(reader.get_ref(), PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, timespec.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(errno) => return Err(Error::io("poll", errno.into())),
+            }
+            let readable = !fds[1].revents().is_empty();
+            if signals.take() != 0 {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !readable {
+                continue;
+            }
+        }
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|error| Error::io(format!("reading {}", socket.display()), error))?;
+        if read == 0 {
+            eprintln!("memnotify: memnotifyd closed the connection");
+            return Ok(ExitCode::from(1));
+        }
+        print!("{line}");
+        let _ = std::io::stdout().flush();
+        seen += 1;
+        if count.is_some_and(|count| seen >= count) {
+            return Ok(ExitCode::SUCCESS);
         }
     }
 }
