@@ -38,16 +38,17 @@ define MEMNOTIFYD_VENDOR_FETCH
 	$(Q)if [ ! -f $(MEMNOTIFYD_VENDOR_TARBALL) ]; then \
 		set -e; \
 		tmp=$$(mktemp -d $(DL_DIR)/memnotifyd-vendor.XXXXXX); \
+		trap 'rm -rf "$${tmp}"' EXIT; \
 		mkdir -p $(BR_CARGO_HOME) $(dir $(MEMNOTIFYD_VENDOR_TARBALL)); \
 		cd $(MEMNOTIFYD_SITE); \
 		$(HOST_MAKE_ENV) CARGO_HOME=$(BR_CARGO_HOME) \
 			flock $(BR_CARGO_HOME)/.br-lock \
-			cargo vendor --locked --manifest-path Cargo.toml \
+			cargo vendor --quiet --locked --manifest-path Cargo.toml \
 				$${tmp}/VENDOR > /dev/null; \
 		$(TAR) -C $${tmp} --sort=name --mtime=@0 --owner=0 --group=0 \
-			--numeric-owner -cf - VENDOR | gzip -n > $${tmp}/vendor.tar.gz; \
+			--numeric-owner -cf $${tmp}/vendor.tar VENDOR; \
+		gzip -n $${tmp}/vendor.tar; \
 		mv $${tmp}/vendor.tar.gz $(MEMNOTIFYD_VENDOR_TARBALL); \
-		rm -rf $${tmp}; \
 	fi
 endef
 
