@@ -447,7 +447,8 @@ impl Killer {
                     Some(pidfd) => match process_mrelease(pidfd) {
                         Ok(()) => "its memory released with process_mrelease",
                         Err(Errno::NOSYS) => "process_mrelease not available",
-                        Err(_) => "process_mrelease refused",
+                        // EINVAL: the process was not exiting yet; it frees its memory itself.
+                        Err(_) => "process_mrelease not needed",
                     },
                     None => "no pidfd",
                 };
@@ -496,7 +497,7 @@ mod tests {
             ram_pages: 1000,
             swap_pages: 0,
         };
-        let mut logger = Logger::new(100, 1000, false);
+        let mut logger = Logger::discard();
         let paths = ReclaimPaths { vm: dir.clone() };
         reclaim(&config, &paths, totals, true, &mut logger);
         assert!(
@@ -530,7 +531,7 @@ mod tests {
             ram_pages: 1000,
             swap_pages: 0,
         };
-        let mut logger = Logger::new(100, 1000, false);
+        let mut logger = Logger::discard();
         reclaim(
             &config,
             &ReclaimPaths { vm: dir.join("vm") },
@@ -568,7 +569,7 @@ mod tests {
             avoid: Vec::new(),
             grace: std::time::Duration::from_millis(100),
         };
-        let mut logger = Logger::new(100, 1000, false);
+        let mut logger = Logger::discard();
         let mut killer = Killer::new(Path::new("/proc"));
         killer.kill_one(&config, true, 0, &mut logger);
         assert!(killer.pending().is_none(), "a dry run kills nothing");

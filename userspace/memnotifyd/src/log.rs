@@ -55,6 +55,8 @@ pub fn format_into(buf: &mut [u8], args: fmt::Arguments<'_>) -> usize {
 
 /// The daemon's logger.
 pub struct Logger {
+    /// Messages are dropped (tests).
+    discard: bool,
     limit: RateLimit,
     syslog: Option<UnixDatagram>,
     pid: u32,
@@ -73,11 +75,21 @@ impl Logger {
             })
             .flatten();
         Logger {
+            discard: false,
             limit: RateLimit::new(burst, period_ms),
             syslog,
             pid: std::process::id(),
             buf: [0; 1024],
             start: std::time::Instant::now(),
+        }
+    }
+
+    /// A logger that formats but drops everything (tests).
+    #[cfg(test)]
+    pub fn discard() -> Logger {
+        Logger {
+            discard: true,
+            ..Logger::new(1000, 1000, false)
         }
     }
 
@@ -127,7 +139,9 @@ impl Logger {
         if len == self.buf.len() {
             self.buf[len - 1] = b'\n';
         }
-        let _ = std::io::stderr().write_all(&self.buf[..len]);
+        if !self.discard {
+            let _ = std::io::stderr().write_all(&self.buf[..len]);
+        }
     }
 }
 

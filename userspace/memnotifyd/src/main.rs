@@ -13,6 +13,8 @@
 //! little, which the locked, already-grown heap usually serves without new pages.
 
 mod actions;
+#[cfg(test)]
+mod alloc_check;
 mod config;
 mod daemon;
 mod json;
@@ -159,6 +161,10 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: alloc_check::Counting = alloc_check::Counting;
 
 #[cfg(test)]
 mod tests {
