@@ -869,6 +869,20 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let example = readme
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a yaml block in the README");
+        let config = parse(example).unwrap();
+        assert_eq!(config.levels[1].bounds.len(), 2);
+        assert_eq!(config.levels[1].bounds[1].metric, Metric::Swap);
+        assert_eq!(config.kill.avoid.len(), 1);
+    }
+
+    #[test]
     fn a_minimal_config() {
         let config = parse("levels:\n  - name: low\n    enter: { available: 64M }\n").unwrap();
         let level = &config.levels[0];
