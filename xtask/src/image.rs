@@ -15,8 +15,24 @@ use crate::util::target_dir;
 use crate::{project_root, setup, userspace, Cell};
 
 const DIRS: &[&str] = &[
-    "/bin", "/sbin", "/usr", "/usr/bin", "/usr/sbin", "/dev", "/proc", "/sys", "/tmp", "/run",
-    "/root", "/etc", "/etc/init.d", "/etc/memnotify", "/lib", "/lib/modules", "/mnt", "/extra",
+    "/bin",
+    "/sbin",
+    "/usr",
+    "/usr/bin",
+    "/usr/sbin",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/tmp",
+    "/run",
+    "/root",
+    "/etc",
+    "/etc/init.d",
+    "/etc/memnotify",
+    "/lib",
+    "/lib/modules",
+    "/mnt",
+    "/extra",
 ];
 
 /// What a built image consists of.
@@ -29,7 +45,7 @@ pub struct Image {
 /// `command`, if given, is appended as `/etc/memnotify/cmd.sh`.
 pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<Image> {
     let kernel = kernel::kernel(cell)?;
-    let module = kernel::module(cell)?;
+    let module = kernel::module(cell, &kernel)?;
     let binaries = userspace::build(cell.arch)?;
     let root = project_root();
     let mut spec = String::new();
@@ -40,13 +56,26 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
     writeln!(spec, "nod /dev/null 0666 0 0 c 1 3")?;
     let file = |spec: &mut String, to: &str, from: &Path, mode: &str| -> Result<()> {
         if !from.exists() {
-            bail!("{} is missing (wanted at {to} in the image)", from.display());
+            bail!(
+                "{} is missing (wanted at {to} in the image)",
+                from.display()
+            );
         }
         writeln!(spec, "file {to} {} {mode} 0 0", from.display())?;
         Ok(())
     };
-    file(&mut spec, "/bin/busybox", &setup::busybox(cell.arch), "0755")?;
-    file(&mut spec, "/init", &root.join("qemu/initramfs/init"), "0755")?;
+    file(
+        &mut spec,
+        "/bin/busybox",
+        &setup::busybox(cell.arch),
+        "0755",
+    )?;
+    file(
+        &mut spec,
+        "/init",
+        &root.join("qemu/initramfs/init"),
+        "0755",
+    )?;
     file(&mut spec, "/lib/modules/memnotify.ko", &module, "0644")?;
     for binary in &binaries {
         let name = binary.file_name().unwrap_or_default().to_string_lossy();
@@ -74,7 +103,11 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
         let mut cmd_spec = String::new();
         writeln!(cmd_spec, "dir /etc 0755 0 0")?;
         writeln!(cmd_spec, "dir /etc/memnotify 0755 0 0")?;
-        writeln!(cmd_spec, "file /etc/memnotify/cmd.sh {} 0755 0 0", script.display())?;
+        writeln!(
+            cmd_spec,
+            "file /etc/memnotify/cmd.sh {} 0755 0 0",
+            script.display()
+        )?;
         let cmd_archive = dir.join("cmd.cpio.gz");
         pack(&kernel, &cmd_spec, &dir.join("cmd.spec"), &cmd_archive)?;
         let with_command = dir.join("initrd-cmd.cpio.gz");
@@ -99,7 +132,10 @@ fn add_tree(spec: &mut String, from: &Path, to: &str) -> Result<()> {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.contains(char::is_whitespace) {
-            bail!("{}: names with spaces cannot go into the image", path.display());
+            bail!(
+                "{}: names with spaces cannot go into the image",
+                path.display()
+            );
         }
         let dest = format!("{to}/{name}");
         let meta = std::fs::metadata(&path)?;
@@ -107,7 +143,11 @@ fn add_tree(spec: &mut String, from: &Path, to: &str) -> Result<()> {
             writeln!(spec, "dir {dest} 0755 0 0")?;
             add_tree(spec, &path, &dest)?;
         } else {
-            let mode = if meta.permissions().mode() & 0o111 != 0 { "0755" } else { "0644" };
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                "0755"
+            } else {
+                "0644"
+            };
             writeln!(spec, "file {dest} {} {mode} 0 0", path.display())?;
         }
     }
@@ -131,7 +171,10 @@ fn pack(kernel: &Kernel, spec: &str, spec_path: &Path, out: &Path) -> Result<()>
         .spawn()
         .context("running gzip")?;
     use std::io::Write;
-    gzip.stdin.take().context("gzip stdin")?.write_all(&cpio.stdout)?;
+    gzip.stdin
+        .take()
+        .context("gzip stdin")?
+        .write_all(&cpio.stdout)?;
     if !gzip.wait()?.success() {
         bail!("gzip failed");
     }

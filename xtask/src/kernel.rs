@@ -69,7 +69,10 @@ pub fn patches() -> Result<Vec<PathBuf>> {
 }
 
 fn source_version() -> Result<String> {
-    output_of("dpkg-query", &["-W", "-f=${Version}", KERNEL_SOURCE_PACKAGE])
+    output_of(
+        "dpkg-query",
+        &["-W", "-f=${Version}", KERNEL_SOURCE_PACKAGE],
+    )
 }
 
 /// Unpacks the Debian kernel source once per (source version, patch set) and applies the patches.
@@ -95,15 +98,27 @@ fn source_tree() -> Result<PathBuf> {
         .arg("-C")
         .arg(&staging)
         .arg("--strip-components=1");
-    run_logged(untar, &staging.with_extension("log"), "unpacking the kernel source")?;
+    run_logged(
+        untar,
+        &staging.with_extension("log"),
+        "unpacking the kernel source",
+    )?;
     for patch in patches()? {
         let mut apply = Command::new("patch");
         apply
             .current_dir(&staging)
             .args(["-p1", "--forward", "--batch", "-i"])
             .arg(&patch);
-        let name = patch.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        run_logged(apply, &staging.with_extension("patch.log"), &format!("applying {name}"))?;
+        let name = patch
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        run_logged(
+            apply,
+            &staging.with_extension("patch.log"),
+            &format!("applying {name}"),
+        )?;
     }
     std::fs::write(staging.join(".memnotify-ready"), "")?;
     if dir.exists() {
@@ -151,10 +166,16 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
     let logs = build_dir.join("logs");
     let make_in_source = |target: &str| {
         let mut command = make_command(&source, cell.arch);
-        command.arg(format!("O={}", build_dir.display())).arg(target);
+        command
+            .arg(format!("O={}", build_dir.display()))
+            .arg(target);
         command
     };
-    run_logged(make_in_source("tinyconfig"), &logs.join("tinyconfig.log"), "make tinyconfig")?;
+    run_logged(
+        make_in_source("tinyconfig"),
+        &logs.join("tinyconfig.log"),
+        "make tinyconfig",
+    )?;
     let mut merge = Command::new(source.join("scripts/kconfig/merge_config.sh"));
     merge
         .env("PATH", setup::kernel_path_env())
@@ -164,12 +185,24 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
         .arg(&build_dir)
         .arg(build_dir.join(".config"))
         .args(fragments(cell));
-    run_logged(merge, &logs.join("merge_config.log"), "merging config fragments")?;
-    run_logged(make_in_source("olddefconfig"), &logs.join("olddefconfig.log"), "make olddefconfig")?;
+    run_logged(
+        merge,
+        &logs.join("merge_config.log"),
+        "merging config fragments",
+    )?;
+    run_logged(
+        make_in_source("olddefconfig"),
+        &logs.join("olddefconfig.log"),
+        "make olddefconfig",
+    )?;
     verify_config(&build_dir.join(".config"), &fragments(cell))?;
     let mut rustavailable = kernel.make();
     rustavailable.arg("rustavailable");
-    run_logged(rustavailable, &logs.join("rustavailable.log"), "make rustavailable")?;
+    run_logged(
+        rustavailable,
+        &logs.join("rustavailable.log"),
+        "make rustavailable",
+    )?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let mut build = kernel.make();
     build.arg(format!("-j{jobs}"));
@@ -179,7 +212,10 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
         &format!("building kernel {cell} (about 5 minutes on 2 cores)"),
     )?;
     if !kernel.image().exists() || !kernel.gen_init_cpio().exists() {
-        bail!("the kernel build finished without {}", kernel.image().display());
+        bail!(
+            "the kernel build finished without {}",
+            kernel.image().display()
+        );
     }
     std::fs::write(&stamp, &key)?;
     eprintln!("==> kernel {cell}: {}", kernel.image().display());
@@ -206,7 +242,10 @@ pub fn verify_config(config: &Path, fragments: &[PathBuf]) -> Result<()> {
                 .and_then(|rest| rest.strip_suffix(" is not set"))
             {
                 if let Some(value) = value_of(name) {
-                    dropped.push(format!("{name} must be off, is {value} ({})", fragment.display()));
+                    dropped.push(format!(
+                        "{name} must be off, is {value} ({})",
+                        fragment.display()
+                    ));
                 }
             } else if let Some((name, value)) = line.split_once('=') {
                 if line.starts_with('#') {
@@ -260,12 +299,14 @@ fn sync_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Builds `kernel-module/` against the cell's kernel (with CLIPPY=1) and fails on any warning.
 /// The sources are mirrored into `target/` so the checkout stays free of build products.
-pub fn module(cell: Cell) -> Result<PathBuf> {
-    let kernel = kernel(cell)?;
+pub fn module(cell: Cell, kernel: &Kernel) -> Result<PathBuf> {
     let root = project_root();
     let work = target_dir().join(format!("module/{}", cell.name()));
     for name in ["Kbuild", "Makefile"] {
-        sync_file(&root.join("kernel-module").join(name), &work.join("kernel-module").join(name))?;
+        sync_file(
+            &root.join("kernel-module").join(name),
+            &work.join("kernel-module").join(name),
+        )?;
     }
     for source in sorted_files(&root.join("kernel-module"), "rs")? {
         let name = source.file_name().unwrap_or_default();

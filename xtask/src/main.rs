@@ -207,7 +207,10 @@ fn real_main() -> Result<()> {
     match subcommand.as_str() {
         "setup" => setup::setup(true),
         "kernel" => kernel::kernel(options.cell()?).map(drop),
-        "module" => kernel::module(options.cell()?).map(drop),
+        "module" => {
+            let cell = options.cell()?;
+            kernel::module(cell, &kernel::kernel(cell)?).map(drop)
+        }
         "userspace" => {
             setup::ensure()?;
             userspace::build(options.arch.context("--arch is required")?).map(drop)

@@ -61,19 +61,39 @@ pub fn qemu_command(boot: &Boot<'_>) -> Result<Command> {
             qemu
         }
     };
-    qemu.args(["-smp", "2", "-m", boot.mem, "-nographic", "-no-reboot"])
-        .arg("-kernel")
-        .arg(boot.image.kernel.image())
-        .arg("-initrd")
-        .arg(&boot.image.initrd)
-        .arg("-append")
-        .arg(append.join(" "));
+    qemu.args([
+        "-smp",
+        "2",
+        "-m",
+        boot.mem,
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ])
+    .arg("-kernel")
+    .arg(boot.image.kernel.image())
+    .arg("-initrd")
+    .arg(&boot.image.initrd)
+    .arg("-append")
+    .arg(append.join(" "));
+    // vda: a data disk whose reads fill the page cache (the swapless full-cache case);
+    // vdb: the swap disk, with swap on. Both are sparse and read-only to QEMU: with
+    // snapshot=on the guest's writes go to a temporary overlay, so concurrent boots of
+    // the same cell never share a swap area.
+    let mut disks = vec![("data", 160u64 << 20)];
     if boot.cell.swap {
-        let disk = target_dir().join(format!("image/{}/swap.img", boot.cell.name()));
-        let file = std::fs::File::create(&disk)?;
-        file.set_len(128 << 20)?;
-        qemu.arg("-drive")
-            .arg(format!("file={},if=virtio,format=raw", disk.display()));
+        disks.push(("swap", 128 << 20));
+    }
+    for (name, size) in disks {
+        let disk = target_dir().join(format!("image/{}/{name}.img", boot.cell.name()));
+        if std::fs::metadata(&disk).map(|meta| meta.len()).ok() != Some(size) {
+            std::fs::File::create(&disk)?.set_len(size)?;
+        }
+        qemu.arg("-drive").arg(format!(
+            "file={},if=virtio,format=raw,snapshot=on",
+            disk.display()
+        ));
     }
     Ok(qemu)
 }
@@ -93,7 +113,11 @@ pub fn run(
         cell,
         image: &image,
         mem: mem.unwrap_or("256M"),
-        mode: if script.is_some() { Mode::Command } else { Mode::Shell },
+        mode: if script.is_some() {
+            Mode::Command
+        } else {
+            Mode::Shell
+        },
         load_module: true,
     };
     let mut qemu = qemu_command(&boot)?;
@@ -102,7 +126,10 @@ pub fn run(
         let status = qemu.status().context("starting QEMU")?;
         return Ok(status.code().unwrap_or(1));
     }
-    eprintln!("==> booting {cell} to run: {}", script.as_deref().unwrap_or(""));
+    eprintln!(
+        "==> booting {cell} to run: {}",
+        script.as_deref().unwrap_or("")
+    );
     let log_path = target_dir().join(format!("logs/run-{}.log", cell.name()));
     let mut log = std::fs::File::create(&log_path)?;
     let mut child = qemu
@@ -138,7 +165,10 @@ pub fn run(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("the guest did not finish in time; console log: {}", log_path.display());
+            bail!(
+                "the guest did not finish in time; console log: {}",
+                log_path.display()
+            );
         }
     }
     child.wait()?;

@@ -97,10 +97,7 @@ fn codename() -> String {
 
 /// Adds bookworm-backports to apt's sources (same mirror as bookworm) if it is missing.
 fn ensure_backports() -> Result<bool> {
-    let mut sources = String::new();
-    for path in ["/etc/apt/sources.list"] {
-        sources += &std::fs::read_to_string(path).unwrap_or_default();
-    }
+    let mut sources = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         for entry in dir.flatten() {
             sources += &std::fs::read_to_string(entry.path()).unwrap_or_default();
@@ -195,7 +192,9 @@ fn ensure_busybox_arm64() -> Result<bool> {
     let work = cache_dir().join("busybox-arm64.download");
     std::fs::create_dir_all(&work)?;
     let mut download = Command::new("apt-get");
-    download.current_dir(&work).args(["download", "busybox-static:arm64"]);
+    download
+        .current_dir(&work)
+        .args(["download", "busybox-static:arm64"]);
     run(download)?;
     let deb = std::fs::read_dir(&work)?
         .flatten()
@@ -262,41 +261,60 @@ pub fn setup(verbose: bool) -> Result<()> {
 
     let bindgen = bindgen();
     match bindgen_version(&bindgen) {
-        Some(version) if version == BINDGEN_VERSION => {
-            say(format!("ok   bindgen {version}"))
-        }
+        Some(version) if version == BINDGEN_VERSION => say(format!("ok   bindgen {version}")),
         found => {
             println!(
                 "fix  bindgen: found {}, want {BINDGEN_VERSION}; cargo install bindgen-cli",
                 found.as_deref().unwrap_or("none")
             );
             let mut command = Command::new("cargo");
-            command.args(["install", "bindgen-cli", "--locked", "--version", BINDGEN_VERSION]);
+            command.args([
+                "install",
+                "bindgen-cli",
+                "--locked",
+                "--version",
+                BINDGEN_VERSION,
+            ]);
             run(command)?;
         }
     }
     if ensure_busybox_arm64()? {
         say("ok   busybox arm64 unpacked".to_string());
     } else {
-        say(format!("ok   busybox arm64 ({})", busybox(crate::Arch::Arm64).display()));
+        say(format!(
+            "ok   busybox arm64 ({})",
+            busybox(crate::Arch::Arm64).display()
+        ));
     }
 
     // Versions the kernel build depends on.
     let checks: [(&str, Result<String>); 4] = [
         ("rustc (kernel)", output_of(KERNEL_RUSTC, &["--version"])),
-        ("clang", output_of(&format!("{LLVM_BIN}/clang"), &["--version"])),
-        ("bindgen", output_of(bindgen.to_str().unwrap_or("bindgen"), &["--version"])),
+        (
+            "clang",
+            output_of(&format!("{LLVM_BIN}/clang"), &["--version"]),
+        ),
+        (
+            "bindgen",
+            output_of(bindgen.to_str().unwrap_or("bindgen"), &["--version"]),
+        ),
         ("qemu", output_of("qemu-system-x86_64", &["--version"])),
     ];
     for (what, result) in checks {
         match result {
-            Ok(text) => say(format!("ok   {what}: {}", text.lines().next().unwrap_or(""))),
+            Ok(text) => say(format!(
+                "ok   {what}: {}",
+                text.lines().next().unwrap_or("")
+            )),
             Err(error) => bail!("{what} is not usable after setup: {error:#}"),
         }
     }
     let core_src = Path::new("/usr/lib/rustlib/src/rust/library/core/src/lib.rs");
     if !core_src.exists() {
-        bail!("{} is missing: rust-web-src did not install the core source", core_src.display());
+        bail!(
+            "{} is missing: rust-web-src did not install the core source",
+            core_src.display()
+        );
     }
     say(format!("ok   Rust core source ({})", core_src.display()));
     Ok(())

@@ -13,9 +13,9 @@ use crate::util::{run_logged, target_dir};
 use crate::{project_root, Arch};
 
 /// Packages whose binaries go into the guest.
-const GUEST_PACKAGES: &[&str] = &["memnotify", "memnotifyd", "memhog"];
+const GUEST_PACKAGES: &[&str] = &["memnotify", "memnotifyd", "memhog", "mn-probe"];
 /// The binaries they provide.
-pub const GUEST_BINARIES: &[&str] = &["memnotify", "mn_test", "memnotifyd", "memhog"];
+pub const GUEST_BINARIES: &[&str] = &["memnotify", "mn_test", "memnotifyd", "memhog", "mn-probe"];
 
 /// Builds the guest binaries for `arch` and returns their paths.
 pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {
@@ -32,10 +32,17 @@ pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {
         cargo.args(["-p", package]);
     }
     if arch == Arch::Arm64 {
-        cargo.env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc");
+        cargo.env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+            "aarch64-linux-gnu-gcc",
+        );
     }
     let log = target_dir().join(format!("logs/userspace-{}.log", arch.name()));
-    run_logged(cargo, &log, &format!("building userspace for {}", arch.name()))?;
+    run_logged(
+        cargo,
+        &log,
+        &format!("building userspace for {}", arch.name()),
+    )?;
     let out = target_root.join(target).join("release");
     let binaries: Vec<PathBuf> = GUEST_BINARIES.iter().map(|name| out.join(name)).collect();
     for binary in &binaries {

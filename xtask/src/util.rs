@@ -42,14 +42,22 @@ impl InputHash {
 
     pub fn add_file(&mut self, path: &Path) -> Result<&mut Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         Ok(self.add(&name, &bytes))
     }
 
     /// The first 16 hex digits: enough to key a handful of cache entries.
     pub fn short(&self) -> String {
         let digest = self.0.clone().finalize();
-        digest.iter().take(8).map(|byte| format!("{byte:02x}")).collect()
+        digest
+            .iter()
+            .take(8)
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }
 
@@ -73,10 +81,15 @@ pub fn run_logged(mut command: Command, log: &Path, what: &str) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    command.stdout(out.try_clone()?).stderr(out).stdin(std::process::Stdio::null());
+    command
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .stdin(std::process::Stdio::null());
     let start = Instant::now();
     eprintln!("==> {what} (log: {})", log.display());
-    let mut child = command.spawn().with_context(|| format!("starting {command:?}"))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
     let mut last_report = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
