@@ -37,8 +37,8 @@ use kernel::{c_str, new_mutex};
 use ffi::{lock_class, module_param_uint, CShared, MiscDevice, PollTable};
 use proto::{
     format_line, next_interval_ms, parse_thresholds, Counters, DefaultClient, Figure, Figures,
-    Level, Levels, Sampling, Snapshot, Thresholds, Trigger, Units, Watch, FIGURE_COUNT,
-    LINE_BUF, WRITE_MAX,
+    Level, Levels, Sampling, Snapshot, Thresholds, Trigger, Units, Watch, FIGURE_COUNT, LINE_BUF,
+    WRITE_MAX,
 };
 
 module! {
@@ -49,24 +49,78 @@ module! {
     license: "GPL",
 }
 
-module_param_uint!(FAST_MS, PARAM_FAST_MS, "fast_ms", 10, 0o644,
-    "Shortest sampling period in ms, used close to a threshold (default 10)");
-module_param_uint!(SLOW_MS, PARAM_SLOW_MS, "slow_ms", 1000, 0o644,
-    "Longest sampling period in ms, used far from every threshold (default 1000)");
-module_param_uint!(DEFAULT_LOW_PCT, PARAM_DEFAULT_LOW_PCT, "default_low_pct", 10, 0o644,
-    "Default low level: available below this % of RAM (0 disables; default 10)");
-module_param_uint!(DEFAULT_CRITICAL_PCT, PARAM_DEFAULT_CRITICAL_PCT, "default_critical_pct", 5,
-    0o644, "Default critical level: available below this % of RAM (0 disables; default 5)");
-module_param_uint!(RATE_LIMIT_MS, PARAM_RATE_LIMIT_MS, "rate_limit_ms", 200, 0o644,
-    "Minimum ms between two default-level events on one file (default 200)");
-module_param_uint!(MAX_CLIENTS, PARAM_MAX_CLIENTS, "max_clients", 16384, 0o644,
-    "Most open files in all (default 16384)");
-module_param_uint!(MAX_PER_UID, PARAM_MAX_PER_UID, "max_per_uid", 256, 0o644,
-    "Most open files per user without CAP_SYS_RESOURCE (default 256)");
-module_param_uint!(DEV_MODE, PARAM_DEV_MODE, "dev_mode", 0o666, 0o444,
-    "Permissions of /dev/memnotify (default 0666)");
-module_param_uint!(DEV_GID, PARAM_DEV_GID, "dev_gid", 0, 0o444,
-    "If non-zero, only this group (and CAP_DAC_OVERRIDE) may open the device");
+module_param_uint!(
+    FAST_MS,
+    PARAM_FAST_MS,
+    "fast_ms",
+    10,
+    0o644,
+    "Shortest sampling period in ms, used close to a threshold (default 10)"
+);
+module_param_uint!(
+    SLOW_MS,
+    PARAM_SLOW_MS,
+    "slow_ms",
+    1000,
+    0o644,
+    "Longest sampling period in ms, used far from every threshold (default 1000)"
+);
+module_param_uint!(
+    DEFAULT_LOW_PCT,
+    PARAM_DEFAULT_LOW_PCT,
+    "default_low_pct",
+    10,
+    0o644,
+    "Default low level: available below this % of RAM (0 disables; default 10)"
+);
+module_param_uint!(
+    DEFAULT_CRITICAL_PCT,
+    PARAM_DEFAULT_CRITICAL_PCT,
+    "default_critical_pct",
+    5,
+    0o644,
+    "Default critical level: available below this % of RAM (0 disables; default 5)"
+);
+module_param_uint!(
+    RATE_LIMIT_MS,
+    PARAM_RATE_LIMIT_MS,
+    "rate_limit_ms",
+    200,
+    0o644,
+    "Minimum ms between two default-level events on one file (default 200)"
+);
+module_param_uint!(
+    MAX_CLIENTS,
+    PARAM_MAX_CLIENTS,
+    "max_clients",
+    16384,
+    0o644,
+    "Most open files in all (default 16384)"
+);
+module_param_uint!(
+    MAX_PER_UID,
+    PARAM_MAX_PER_UID,
+    "max_per_uid",
+    256,
+    0o644,
+    "Most open files per user without CAP_SYS_RESOURCE (default 256)"
+);
+module_param_uint!(
+    DEV_MODE,
+    PARAM_DEV_MODE,
+    "dev_mode",
+    0o666,
+    0o444,
+    "Permissions of /dev/memnotify (default 0666)"
+);
+module_param_uint!(
+    DEV_GID,
+    PARAM_DEV_GID,
+    "dev_gid",
+    0,
+    0o444,
+    "If non-zero, only this group (and CAP_DAC_OVERRIDE) may open the device"
+);
 
 /// Operator statistics, one sysfs file each under
 /// `/sys/class/misc/memnotify/statistics/`.
@@ -77,7 +131,10 @@ struct Stat {
 
 impl Stat {
     const fn new(name: &'static kernel::str::CStr) -> Self {
-        Stat { name, value: AtomicU64::new(0) }
+        Stat {
+            name,
+            value: AtomicU64::new(0),
+        }
     }
     fn add(&self, n: u64) {
         self.value.fetch_add(n, Ordering::Relaxed);
@@ -223,12 +280,7 @@ impl Registry {
     }
 
     /// Removes a client's trigger nodes, keeping their allocations for reuse.
-    fn unindex(
-        &mut self,
-        id: u64,
-        watch: &Watch,
-        spare: &mut Spare,
-    ) {
+    fn unindex(&mut self, id: u64, watch: &Watch, spare: &mut Spare) {
         for figure in Figure::ALL {
             if let Some(trigger) = watch.trigger(figure) {
                 let value = trigger_value(trigger);
@@ -248,7 +300,8 @@ impl Registry {
                     pr_err!("memnotify: trigger node reservation missing\n");
                     return;
                 };
-                let node = reservation.into_node((trigger_value(trigger), client.id), client.clone());
+                let node =
+                    reservation.into_node((trigger_value(trigger), client.id), client.clone());
                 self.tree(figure, trigger).insert(node);
             }
         }
@@ -289,7 +342,9 @@ type TriggerReservation = RBTreeNodeReservation<(u64, u64), Arc<Client>>;
 
 impl Spare {
     fn new() -> Self {
-        Spare { nodes: [const { None }; FIGURE_COUNT] }
+        Spare {
+            nodes: [const { None }; FIGURE_COUNT],
+        }
     }
 
     fn count(&self) -> usize {
@@ -316,7 +371,10 @@ impl Spare {
 }
 
 fn armed(watch: &Watch) -> usize {
-    Figure::ALL.iter().filter(|&&figure| watch.trigger(figure).is_some()).count()
+    Figure::ALL
+        .iter()
+        .filter(|&&figure| watch.trigger(figure).is_some())
+        .count()
 }
 
 fn now_ns() -> u64 {
@@ -357,17 +415,24 @@ fn sample() -> Figures {
 }
 
 fn units(total_pages: u64) -> Units {
-    Units { page_shift: bindings::PAGE_SHIFT, total_pages }
+    Units {
+        page_shift: bindings::PAGE_SHIFT,
+        total_pages,
+    }
 }
 
 fn default_levels(total_pages: u64) -> Levels {
     let pct = |param: &AtomicU32| {
-        proto::number::mul_div(total_pages, u64::from(param.load(Ordering::Relaxed).min(100)), 100)
+        proto::number::mul_div(
+            total_pages,
+            u64::from(param.load(Ordering::Relaxed).min(100)),
+            100,
+        )
     };
     Levels {
         low: pct(&DEFAULT_LOW_PCT),
         critical: pct(&DEFAULT_CRITICAL_PCT),
-        // Leave a level only 1% of RAM above its bound, so a level does not flap.
+        // Leave a level only about 1% of RAM (1/128) above its bound, so it does not flap.
         hysteresis: total_pages >> 7,
     }
 }
@@ -389,7 +454,13 @@ fn deliver(state: &mut ClientState) {
         )
     };
     // SAFETY: `fasync` is the list `fasync_helper` maintains for this file.
-    unsafe { bindings::kill_fasync(client.fasync.get(), bindings::SIGIO as c_int, bindings::POLL_IN as c_int) };
+    unsafe {
+        bindings::kill_fasync(
+            client.fasync.get(),
+            bindings::SIGIO as c_int,
+            bindings::POLL_IN as c_int,
+        )
+    };
     WAKEUPS.add(1);
 }
 
@@ -409,7 +480,12 @@ fn evaluate(shared: &Shared) {
         return;
     }
     let previous = registry.last;
-    registry.last = Snapshot { figures, seq: 0, time_ns: start, level: registry.level.as_u8() };
+    registry.last = Snapshot {
+        figures,
+        seq: 0,
+        time_ns: start,
+        level: registry.level.as_u8(),
+    };
 
     // Threshold crossings, found from the trigger trees only.
     loop {
@@ -451,8 +527,12 @@ fn evaluate(shared: &Shared) {
         if count == 0 {
             break;
         }
+        let mut progressed = false;
         for &id in &crossed[..count] {
-            let Some(state) = registry.clients.get(&id) else { continue };
+            let Some(state) = registry.clients.get(&id) else {
+                continue;
+            };
+            progressed = true;
             let client = state.client.clone();
             let mut watch = state.watch;
             let mut spare = Spare::new();
@@ -466,6 +546,12 @@ fn evaluate(shared: &Shared) {
                 }
             }
         }
+        if !progressed {
+            // Triggers of a file that is gone: never left behind by `release`, but an
+            // evaluation must not spin on them.
+            pr_err!("memnotify: stale triggers in the index\n");
+            break;
+        }
     }
 
     // Default levels, for files without thresholds.
@@ -475,7 +561,9 @@ fn evaluate(shared: &Shared) {
         registry.level = level;
         let min_interval_ns = u64::from(RATE_LIMIT_MS.load(Ordering::Relaxed)) * 1_000_000;
         let mut lagging = 0;
-        let Registry { defaults, clients, .. } = &mut *registry;
+        let Registry {
+            defaults, clients, ..
+        } = &mut *registry;
         for (id, _) in defaults.iter() {
             if let Some(state) = clients.get_mut(id) {
                 if state.default.offer(level, start, min_interval_ns) {
@@ -527,7 +615,12 @@ fn evaluate(shared: &Shared) {
         MAX_EVAL_NS.set(cost);
     }
     // SAFETY: the sampler was initialised before registration and is cancelled at exit.
-    unsafe { ffi::mod_delayed_work(shared.sampler.get(), interval.min(u64::from(u32::MAX)) as u32) };
+    unsafe {
+        ffi::mod_delayed_work(
+            shared.sampler.get(),
+            interval.min(u64::from(u32::MAX)) as u32,
+        )
+    };
 }
 
 /// # Safety
@@ -672,9 +765,13 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
         read_ready: true,
     };
     registry.clients.insert(state_node.into_node(id, state));
-    registry.defaults.insert(default_node.into_node(id, client.clone()));
+    registry
+        .defaults
+        .insert(default_node.into_node(id, client.clone()));
     if limited {
-        registry.per_uid.insert(uid_node.into_node(uid, per_uid + 1));
+        registry
+            .per_uid
+            .insert(uid_node.into_node(uid, per_uid + 1));
     }
     CLIENTS.add(1);
     let start_sampler = !registry.sampling;
@@ -788,7 +885,12 @@ unsafe fn read_line(
     let mut snapshot = if event && last.time_ns != 0 {
         last
     } else {
-        Snapshot { figures: sample(), seq: 0, time_ns: now_ns(), level: level.as_u8() }
+        Snapshot {
+            figures: sample(),
+            seq: 0,
+            time_ns: now_ns(),
+            level: level.as_u8(),
+        }
     };
     snapshot.seq = seq;
     snapshot.level = level.as_u8();
@@ -829,7 +931,9 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     // SAFETY: the file is open.
     let client = unsafe { client_of(file) };
     let mut text = [0u8; WRITE_MAX];
-    UserSlice::new(buf as usize, count).reader().read_slice(&mut text[..count])?;
+    UserSlice::new(buf as usize, count)
+        .reader()
+        .read_slice(&mut text[..count])?;
     let figures = sample();
     let thresholds: Thresholds =
         parse_thresholds(&text[..count], units(figures.get(Figure::Total))).map_err(|_| EINVAL)?;
@@ -863,13 +967,20 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
 }
 
 fn state_client(registry: &Registry, id: u64) -> Result<Arc<Client>> {
-    registry.clients.get(&id).map(|state| state.client.clone()).ok_or(EBADF)
+    registry
+        .clients
+        .get(&id)
+        .map(|state| state.client.clone())
+        .ok_or(EBADF)
 }
 
 /// # Safety
 ///
 /// Called by C with the arguments its callback type promises.
-unsafe extern "C" fn poll(file: *mut bindings::file, table: *mut bindings::poll_table_struct) -> bindings::__poll_t {
+unsafe extern "C" fn poll(
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
     // SAFETY: the file is open.
     let client = unsafe { client_of(file) };
     // SAFETY: the wait queue lives until an RCU grace period after `release`, which cannot
@@ -909,8 +1020,10 @@ unsafe extern "C" fn show_stat(
     // SAFETY: the attributes live in `Registration`, which outlives the sysfs files.
     let registration = unsafe { &*REGISTRATION.load(Ordering::Acquire) };
     let base = registration.attributes.as_ptr() as usize;
-    let index = (attribute as usize - base) / core::mem::size_of::<bindings::device_attribute>();
-    let Some(stat) = STATS.get(index) else {
+    let index = (attribute as usize)
+        .checked_sub(base)
+        .map(|offset| offset / core::mem::size_of::<bindings::device_attribute>());
+    let Some(stat) = index.and_then(|index| STATS.get(index)) else {
         return EINVAL.to_errno() as isize;
     };
     // SAFETY: sysfs hands `show` a PAGE_SIZE buffer.
@@ -982,7 +1095,8 @@ impl kernel::Module for Memnotify {
         fops.llseek = Some(bindings::default_llseek);
 
         // SAFETY: all-zero is a valid `device_attribute` (no callbacks).
-        let mut attributes: [bindings::device_attribute; STAT_COUNT] = unsafe { core::mem::zeroed() };
+        let mut attributes: [bindings::device_attribute; STAT_COUNT] =
+            unsafe { core::mem::zeroed() };
         for (attribute, stat) in attributes.iter_mut().zip(STATS.iter()) {
             attribute.attr.name = stat.name.as_char_ptr();
             attribute.attr.mode = 0o444;
@@ -1060,7 +1174,11 @@ impl kernel::Module for Memnotify {
             FAST_MS.load(Ordering::Relaxed),
             SLOW_MS.load(Ordering::Relaxed)
         );
-        Ok(Memnotify { shared, registration, shrinker })
+        Ok(Memnotify {
+            shared,
+            registration,
+            shrinker,
+        })
     }
 }
 

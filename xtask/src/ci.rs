@@ -61,6 +61,22 @@ pub fn ci(sh: &Shell) -> Result<()> {
             "cargo fmt --check",
         )
     });
+    run_check(&mut checks, "rustfmt --check kernel-module", || {
+        // The module is not a cargo crate; the kernel's .rustfmt.toml is edition 2021 and
+        // Unix newlines, rustfmt's defaults otherwise.
+        let mut command = Command::new("rustfmt");
+        command.current_dir(project_root()).args([
+            "--check",
+            "--edition",
+            "2021",
+            "kernel-module/memnotify.rs",
+        ]);
+        run_logged(
+            command,
+            &target_dir().join("logs/ci-rustfmt-module.log"),
+            "rustfmt --check kernel-module",
+        )
+    });
     run_check(&mut checks, "cargo clippy -D warnings", || {
         cargo(
             &[

@@ -83,6 +83,7 @@ fn source_tree() -> Result<PathBuf> {
         hash.add_file(&patch)?;
     }
     let dir = cache_dir().join(format!("src/linux-6.12-{}", hash.short()));
+    let _lock = lock_file(&dir.with_extension("lock"))?;
     if dir.join(".memnotify-ready").exists() {
         return Ok(dir);
     }
@@ -153,6 +154,9 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
         build_dir: build_dir.clone(),
         arch: cell.arch,
     };
+    // One build per cache entry at a time: a second xtask waits here instead of
+    // deleting the tree under the first one's feet.
+    let _lock = lock_file(&cache_dir().join(format!("kernels/{}-{key}.lock", cell.name())))?;
     let stamp = build_dir.join(".memnotify-built");
     if stamp.exists() && kernel.image().exists() {
         eprintln!("==> kernel {cell}: cached ({})", build_dir.display());
@@ -220,6 +224,24 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
     std::fs::write(&stamp, &key)?;
     eprintln!("==> kernel {cell}: {}", kernel.image().display());
     Ok(kernel)
+}
+
+/// Takes an exclusive lock on `path` (created if needed), waiting for other holders.
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    if file.try_lock().is_err() {
+        eprintln!(
+            "==> waiting for another xtask building the same tree ({})",
+            path.display()
+        );
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(file)
 }
 
 /// Fails loudly when an option a fragment asks for did not make it into `.config`
