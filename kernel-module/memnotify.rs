@@ -468,6 +468,34 @@ fn deliver(state: &mut ClientState) {
 /// evaluation needs no allocation whatever the number of crossings.
 const BATCH: usize = 32;
 
+/// The distinct ids of crossed clients found in one pass.
+struct Batch {
+    ids: [u64; BATCH],
+    len: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Batch {
+            ids: [0; BATCH],
+            len: 0,
+        }
+    }
+
+    /// Adds `id` once; returns whether the batch is full.
+    fn add(&mut self, id: u64) -> bool {
+        if !self.ids().contains(&id) {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+        self.len == BATCH
+    }
+
+    fn ids(&self) -> &[u64] {
+        &self.ids[..self.len]
+    }
+}
+
 /// One evaluation: sample, deliver crossings and default levels, plan the next run.
 fn evaluate(shared: &Shared) {
     let start = now_ns();
@@ -489,8 +517,7 @@ fn evaluate(shared: &Shared) {
 
     // Threshold crossings, found from the trigger trees only.
     loop {
-        let mut crossed = [0u64; BATCH];
-        let mut count = 0;
+        let mut batch = Batch::new();
         'figures: for figure in Figure::ALL {
             let value = figures.get(figure);
             let mut cursor = registry.up[figure.index()].cursor_front();
@@ -499,12 +526,8 @@ fn evaluate(shared: &Shared) {
                 if at > value {
                     break;
                 }
-                if !crossed[..count].contains(&id) {
-                    crossed[count] = id;
-                    count += 1;
-                    if count == BATCH {
-                        break 'figures;
-                    }
+                if batch.add(id) {
+                    break 'figures;
                 }
                 cursor = current.move_next();
             }
@@ -514,21 +537,17 @@ fn evaluate(shared: &Shared) {
                 if below <= value {
                     break;
                 }
-                if !crossed[..count].contains(&id) {
-                    crossed[count] = id;
-                    count += 1;
-                    if count == BATCH {
-                        break 'figures;
-                    }
+                if batch.add(id) {
+                    break 'figures;
                 }
                 cursor = current.move_prev();
             }
         }
-        if count == 0 {
+        if batch.ids().is_empty() {
             break;
         }
         let mut progressed = false;
-        for &id in &crossed[..count] {
+        for &id in batch.ids() {
             let Some(state) = registry.clients.get(&id) else {
                 continue;
             };

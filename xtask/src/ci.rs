@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use xshell::Shell;
 
 use crate::scenario::{self, Outcome, Report, Row};
-use crate::util::{run_logged, target_dir};
+use crate::util::{run_logged, summary, target_dir};
 use crate::{buildroot, project_root, setup, yocto, Cell};
 
 struct Check {
@@ -26,13 +26,7 @@ fn run_check(checks: &mut Vec<Check>, name: &str, check: impl FnOnce() -> Result
         Ok(()) => String::new(),
         Err(error) => {
             eprintln!("FAIL {name}: {error:#}");
-            format!("{error:#}")
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(90)
-                .collect()
+            summary(&error, 90)
         }
     };
     checks.push(Check {
@@ -113,20 +107,13 @@ pub fn ci(sh: &Shell) -> Result<()> {
         let cell_start = Instant::now();
         if let Err(error) = scenario::run_cell(cell, scenarios, None, &mut report) {
             eprintln!("FAIL build {cell}: {error:#}");
-            report.rows.push(Row {
+            report.add(Row {
                 cell,
                 name: "build".to_string(),
                 outcome: Outcome::Fail,
                 seconds: cell_start.elapsed().as_secs_f64(),
-                note: format!("{error:#}")
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(80)
-                    .collect(),
+                note: summary(&error, 80),
             });
-            report.failed += 1;
         }
     }
 

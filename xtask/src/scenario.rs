@@ -248,7 +248,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn add(&mut self, row: Row) {
+    pub fn add(&mut self, row: Row) {
         match row.outcome {
             Outcome::Pass => self.passed += 1,
             Outcome::Fail => self.failed += 1,
@@ -339,16 +339,7 @@ pub fn run_cell(
                 if let Ok(tail) = crate::util::tail_lines(&log, 30) {
                     eprintln!("---- last console lines ({}):\n{tail}\n----", log.display());
                 }
-                (
-                    Outcome::Fail,
-                    format!("{error:#}")
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .chars()
-                        .take(80)
-                        .collect(),
-                )
+                (Outcome::Fail, crate::util::summary(&error, 80))
             }
         };
         if outcome == Outcome::Pass {

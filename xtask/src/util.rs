@@ -142,3 +142,14 @@ pub fn output_of(program: &str, args: &[&str]) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
+
+/// The first line of an error chain, at most `width` characters: a table cell.
+pub fn summary(error: &anyhow::Error, width: usize) -> String {
+    format!("{error:#}")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(width)
+        .collect()
+}
