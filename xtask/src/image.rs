@@ -95,6 +95,7 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
 
     let dir = target_dir().join(format!("image/{}", cell.name()));
     std::fs::create_dir_all(&dir)?;
+    let _lock = kernel::lock_file(&dir.with_extension("lock"))?;
     let initrd = dir.join("initrd.cpio.gz");
     pack(&kernel, &spec, &dir.join("initrd.spec"), &initrd)?;
     if let Some(command) = command {
@@ -110,7 +111,7 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
         )?;
         let cmd_archive = dir.join("cmd.cpio.gz");
         pack(&kernel, &cmd_spec, &dir.join("cmd.spec"), &cmd_archive)?;
-        let with_command = dir.join("initrd-cmd.cpio.gz");
+        let with_command = dir.join(format!("initrd-cmd-{}.cpio.gz", std::process::id()));
         let mut bytes = std::fs::read(&initrd)?;
         bytes.extend(std::fs::read(&cmd_archive)?);
         std::fs::write(&with_command, bytes)?;
@@ -154,7 +155,16 @@ fn add_tree(spec: &mut String, from: &Path, to: &str) -> Result<()> {
     Ok(())
 }
 
+/// Packs `spec` into `out`, replacing it atomically: a guest booting from the previous
+/// archive (another xtask) keeps reading a whole file.
 fn pack(kernel: &Kernel, spec: &str, spec_path: &Path, out: &Path) -> Result<()> {
+    let partial = out.with_extension(format!("partial-{}", std::process::id()));
+    pack_into(kernel, spec, spec_path, &partial)?;
+    std::fs::rename(&partial, out)?;
+    Ok(())
+}
+
+fn pack_into(kernel: &Kernel, spec: &str, spec_path: &Path, out: &Path) -> Result<()> {
     std::fs::write(spec_path, spec)?;
     let cpio = Command::new(kernel.gen_init_cpio())
         .arg(spec_path)

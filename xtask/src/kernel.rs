@@ -227,7 +227,7 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
 }
 
 /// Takes an exclusive lock on `path` (created if needed), waiting for other holders.
-fn lock_file(path: &Path) -> Result<std::fs::File> {
+pub fn lock_file(path: &Path) -> Result<std::fs::File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -324,6 +324,8 @@ fn sync_tree(from: &Path, to: &Path) -> Result<()> {
 pub fn module(cell: Cell, kernel: &Kernel) -> Result<PathBuf> {
     let root = project_root();
     let work = target_dir().join(format!("module/{}", cell.name()));
+    // Concurrent xtasks (a test run and a bench run) must not rebuild the same tree at once.
+    let _lock = lock_file(&work.with_extension("lock"))?;
     for name in ["Kbuild", "Makefile"] {
         sync_file(
             &root.join("kernel-module").join(name),

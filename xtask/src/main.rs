@@ -1,6 +1,7 @@
 //! `cargo xtask`: build kernels, the module, userspace and images; boot them under QEMU; run
 //! scenarios; run the whole CI matrix. `cargo xtask help` lists the commands.
 
+mod bench;
 mod buildroot;
 mod ci;
 mod image;
@@ -32,6 +33,9 @@ Commands:
                                      boot under QEMU: a shell, or run CMD and exit with its status
   qemu-test  [A] [--arch A] [--swap S] [--scenario NAME]
                                      run the YAML scenarios of qemu/scenarios/ (default: all cells)
+  bench      --arch A --swap S [--mem 512M] [--timeout SECS]
+                                     measure memnotify against a /proc/meminfo poller, PSI
+                                     and earlyoom in the guest; table + target/bench/<cell>.json
   ci                                 host checks, the whole matrix, the layer checks
   yocto-crates                       regenerate meta-memnotify's crate list from Cargo.lock
   yocto-check                        offline checks of the Yocto layer
@@ -233,6 +237,7 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
+        "bench" => bench::bench(options.cell()?, options.mem.as_deref(), options.timeout),
         "ci" => ci::ci(&sh),
         "yocto-crates" => yocto::crates(&sh),
         "yocto-check" => yocto::check(&sh),

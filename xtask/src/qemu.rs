@@ -172,6 +172,8 @@ pub fn run(
         }
     }
     child.wait()?;
+    // The command's archive is per run (initrd-cmd-<pid>.cpio.gz).
+    let _ = std::fs::remove_file(&image.initrd);
     let text = String::from_utf8_lossy(&console);
     let status = text
         .lines()

@@ -13,9 +13,16 @@ use crate::util::{run_logged, target_dir};
 use crate::{project_root, Arch};
 
 /// Packages whose binaries go into the guest.
-const GUEST_PACKAGES: &[&str] = &["memnotify", "memnotifyd", "memhog", "mn-probe"];
+const GUEST_PACKAGES: &[&str] = &["memnotify", "memnotifyd", "memhog", "mn-probe", "mn-bench"];
 /// The binaries they provide.
-pub const GUEST_BINARIES: &[&str] = &["memnotify", "mn_test", "memnotifyd", "memhog", "mn-probe"];
+pub const GUEST_BINARIES: &[&str] = &[
+    "memnotify",
+    "mn_test",
+    "memnotifyd",
+    "memhog",
+    "mn-probe",
+    "mn-bench",
+];
 
 /// Builds the guest binaries for `arch` and returns their paths.
 pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {

@@ -1,0 +1,686 @@
+//! `cargo xtask bench`: boots a cell with `mn-bench`, which measures memnotify against a
+//! /proc/meminfo poller, PSI and Debian's earlyoom in the same guest, and turns its JSON
+//! report into a table and `target/bench/<cell>.json` (plus a Markdown table, `.md`).
+//!
+//! earlyoom is Debian's package for the guest's architecture, unpacked into the cache
+//! (never installed on the host, where it would start a service) and put under /extra
+//! with the shared libraries and the dynamic loader it needs.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+use crate::image;
+use crate::qemu::{self, Boot, Mode};
+use crate::util::{cache_dir, output_of, target_dir};
+use crate::{Arch, Cell};
+
+/// The line of the guest's console that carries the report.
+const MARKER: &str = "MN-BENCH-JSON ";
+
+/// The figures issue 7 asks for, in table order (the guest's `report::REQUIRED`).
+const REQUIRED: &[&str] = &[
+    "eval_ns_1",
+    "eval_ns_10000",
+    "meminfo_read_ns",
+    "wake_latency_us_p50",
+    "wake_latency_us_p99",
+    "wake_all_10000_us",
+    "bytes_per_client",
+    "idle_wakeups_per_s_no_clients",
+    "idle_wakeups_per_s_far",
+    "overshoot_kib_memnotify",
+    "overshoot_kib_poll_100ms",
+    "overshoot_kib_psi",
+    "overshoot_kib_earlyoom",
+    "daemon_rss_kib",
+    "earlyoom_rss_kib",
+];
+
+/// Ratios the issue's aims are stated in: (name, numerator, denominator, aim).
+const RATIOS: &[(&str, &str, &str, &str)] = &[
+    (
+        "eval_10000_over_eval_1",
+        "eval_ns_10000",
+        "eval_ns_1",
+        "within 2",
+    ),
+    (
+        "meminfo_read_over_eval_1",
+        "meminfo_read_ns",
+        "eval_ns_1",
+        "far above 1",
+    ),
+    (
+        "overshoot_poll_100ms_over_memnotify",
+        "overshoot_kib_poll_100ms",
+        "overshoot_kib_memnotify",
+        "several",
+    ),
+    (
+        "overshoot_earlyoom_over_memnotify",
+        "overshoot_kib_earlyoom",
+        "overshoot_kib_memnotify",
+        "several",
+    ),
+    (
+        "earlyoom_rss_over_daemon_rss",
+        "earlyoom_rss_kib",
+        "daemon_rss_kib",
+        "above 1",
+    ),
+];
+
+/// Debian's name of an architecture.
+fn deb_arch(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "amd64",
+        Arch::Arm64 => "arm64",
+    }
+}
+
+/// Where the host keeps shared libraries of `arch` (the native ones, or the multiarch
+/// and cross packages for arm64).
+fn library_dirs(arch: Arch) -> &'static [&'static str] {
+    match arch {
+        Arch::X86_64 => &[
+            "/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu",
+            "/lib64",
+        ],
+        Arch::Arm64 => &[
+            "/lib/aarch64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/usr/aarch64-linux-gnu/lib",
+        ],
+    }
+}
+
+/// earlyoom and what it needs, ready to go under /extra.
+struct Bundle {
+    /// The directory passed as `--extra`.
+    extra: PathBuf,
+    /// The dynamic loader's path in the guest (the ELF interpreter).
+    interpreter: String,
+}
+
+const GUEST_DIR: &str = "/extra/earlyoom";
+
+/// Unpacks Debian's earlyoom for `arch` into the cache (once).
+fn earlyoom_binary(arch: Arch) -> Result<PathBuf> {
+    let unpacked = cache_dir().join(format!("earlyoom-{}", deb_arch(arch)));
+    let binary = unpacked.join("usr/bin/earlyoom");
+    if binary.exists() {
+        return Ok(binary);
+    }
+    eprintln!(
+        "==> earlyoom:{}: downloading Debian's package into the cache",
+        deb_arch(arch)
+    );
+    let work = cache_dir().join(format!("earlyoom-{}.download", deb_arch(arch)));
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let status = Command::new("apt-get")
+        .current_dir(&work)
+        .args(["download", &format!("earlyoom:{}", deb_arch(arch))])
+        .status()
+        .context("running apt-get download")?;
+    if !status.success() {
+        bail!("apt-get download earlyoom:{} failed", deb_arch(arch));
+    }
+    let deb = std::fs::read_dir(&work)?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .context("apt-get download produced no .deb")?;
+    let staging = unpacked.with_extension("unpacking");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&staging)
+        .status()
+        .context("running dpkg-deb")?;
+    if !status.success() {
+        bail!("dpkg-deb -x {} failed", deb.display());
+    }
+    std::fs::remove_dir_all(&work)?;
+    if unpacked.exists() {
+        std::fs::remove_dir_all(&unpacked)?;
+    }
+    std::fs::rename(&staging, &unpacked)?;
+    if !binary.exists() {
+        bail!("the earlyoom package has no usr/bin/earlyoom");
+    }
+    Ok(binary)
+}
+
+/// The `NEEDED` entries of an ELF file's dynamic section, from `readelf -d` output.
+fn needed(readelf_dynamic: &str) -> Vec<String> {
+    readelf_dynamic
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| {
+            let start = line.find('[')? + 1;
+            let end = line[start..].find(']')? + start;
+            Some(line[start..end].to_string())
+        })
+        .collect()
+}
+
+/// The program interpreter named in `readelf -l` output.
+fn interpreter(readelf_program: &str) -> Option<String> {
+    readelf_program.lines().find_map(|line| {
+        let rest = line.split("Requesting program interpreter:").nth(1)?;
+        Some(rest.trim().trim_end_matches(']').trim().to_string())
+    })
+}
+
+/// Finds a library by name in the host's directories for `arch`.
+fn find_library(arch: Arch, name: &str) -> Result<PathBuf> {
+    library_dirs(arch)
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.exists())
+        .with_context(|| {
+            format!(
+                "{name} for {} not found in {:?}",
+                arch.name(),
+                library_dirs(arch)
+            )
+        })
+}
+
+/// Copies earlyoom, its libraries (transitively) and its loader into a fresh extra dir.
+fn earlyoom_bundle(arch: Arch) -> Result<Bundle> {
+    let binary = earlyoom_binary(arch)?;
+    let extra = target_dir().join(format!("bench/extra-{}", arch.name()));
+    if extra.exists() {
+        std::fs::remove_dir_all(&extra)?;
+    }
+    let lib_dir = extra.join("earlyoom/lib");
+    std::fs::create_dir_all(&lib_dir)?;
+    std::fs::copy(&binary, extra.join("earlyoom/earlyoom"))?;
+    let program = output_of("readelf", &["-l", binary.to_str().context("path")?])?;
+    let interpreter = interpreter(&program).context("earlyoom names no program interpreter")?;
+    let loader_name = Path::new(&interpreter)
+        .file_name()
+        .context("interpreter without a name")?
+        .to_string_lossy()
+        .into_owned();
+    let mut wanted = vec![binary.clone()];
+    let mut copied = vec![loader_name.clone()];
+    std::fs::copy(
+        find_library(arch, &loader_name)?,
+        lib_dir.join(&loader_name),
+    )?;
+    while let Some(file) = wanted.pop() {
+        let dynamic = output_of("readelf", &["-d", file.to_str().context("path")?])?;
+        for name in needed(&dynamic) {
+            if copied.contains(&name) {
+                continue;
+            }
+            let path = find_library(arch, &name)?;
+            // `copy` follows the symlinks the library directories are made of.
+            std::fs::copy(&path, lib_dir.join(&name))?;
+            copied.push(name);
+            wanted.push(path);
+        }
+    }
+    eprintln!(
+        "==> earlyoom bundle {}: earlyoom, {} (loader {interpreter})",
+        arch.name(),
+        copied.join(", ")
+    );
+    Ok(Bundle { extra, interpreter })
+}
+
+/// Single-quotes a word for the guest's shell.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The guest command: make the loader reachable at its ELF path, then run mn-bench.
+fn guest_command(bundle: &std::result::Result<Bundle, String>) -> String {
+    match bundle {
+        Ok(bundle) => {
+            let loader_dir = Path::new(&bundle.interpreter)
+                .parent()
+                .map_or("/".to_string(), |dir| dir.display().to_string());
+            let loader_name = Path::new(&bundle.interpreter)
+                .file_name()
+                .map_or(String::new(), |name| name.to_string_lossy().into_owned());
+            format!(
+                "mkdir -p {dir} && ln -sf {GUEST_DIR}/lib/{loader_name} {interp} && \
+                 mn-bench --earlyoom {GUEST_DIR}/earlyoom --library-path {GUEST_DIR}/lib",
+                dir = quote(&loader_dir),
+                interp = quote(&bundle.interpreter),
+            )
+        }
+        Err(reason) => format!("mn-bench --no-earlyoom {}", quote(reason)),
+    }
+}
+
+/// The report in the console text: the JSON after the last marker.
+fn find_report(console: &str) -> Result<Value> {
+    let line = console
+        .lines()
+        .filter_map(|line| line.find(MARKER).map(|at| &line[at + MARKER.len()..]))
+        .next_back()
+        .context("the guest printed no report (no MN-BENCH-JSON line)")?;
+    let report: Value = serde_json::from_str(line.trim())
+        .context("the guest's report is not valid JSON (console noise inside the line?)")?;
+    if !report["figures"].is_array() || !report["meta"].is_object() {
+        bail!("the guest's report has no figures or meta");
+    }
+    Ok(report)
+}
+
+/// A figure's value as a float, if measured.
+fn value_of(figures: &[Value], key: &str) -> Option<f64> {
+    figures
+        .iter()
+        .find(|figure| figure["key"] == key)
+        .and_then(|figure| figure["value"].as_f64())
+}
+
+/// The results file: the issue's keys at the top level (number or null), the ratios,
+/// the guest's description and every figure with its trials and notes.
+fn assemble(cell: Cell, report: &Value) -> Result<Value> {
+    let figures = report["figures"].as_array().context("figures")?;
+    let mut out = Map::new();
+    out.insert("cell".into(), json!(cell.name()));
+    out.insert("arch".into(), json!(cell.arch.name()));
+    out.insert("swap".into(), json!(cell.swap_name()));
+    let mut missing = Vec::new();
+    for key in REQUIRED {
+        match figures.iter().find(|figure| figure["key"] == *key) {
+            Some(figure) => {
+                out.insert((*key).into(), figure["value"].clone());
+            }
+            None => missing.push(*key),
+        }
+    }
+    if !missing.is_empty() {
+        bail!("the guest's report lacks {}", missing.join(", "));
+    }
+    let mut ratios = Map::new();
+    for (name, numerator, denominator, _) in RATIOS {
+        let ratio = match (value_of(figures, numerator), value_of(figures, denominator)) {
+            (Some(n), Some(d)) if d > 0.0 => json!((n / d * 100.0).round() / 100.0),
+            _ => Value::Null,
+        };
+        ratios.insert((*name).into(), ratio);
+    }
+    out.insert("ratios".into(), Value::Object(ratios));
+    out.insert("guest".into(), report["meta"].clone());
+    out.insert("figures".into(), Value::Array(figures.clone()));
+    Ok(Value::Object(out))
+}
+
+fn cell_text(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Rows of (figure, value, unit, trials, notes), the required figures first.
+fn rows(results: &Value) -> Vec<[String; 5]> {
+    let figures = results["figures"].as_array().cloned().unwrap_or_default();
+    let rank = |figure: &Value| {
+        REQUIRED
+            .iter()
+            .position(|key| figure["key"] == *key)
+            .unwrap_or(REQUIRED.len())
+    };
+    let mut sorted = figures;
+    sorted.sort_by_key(rank);
+    let mut rows: Vec<[String; 5]> = sorted
+        .iter()
+        .map(|figure| {
+            [
+                cell_text(&figure["key"]),
+                cell_text(&figure["value"]),
+                cell_text(&figure["unit"]),
+                cell_text(&figure["trials"]),
+                cell_text(&figure["note"]),
+            ]
+        })
+        .collect();
+    for (name, numerator, denominator, aim) in RATIOS {
+        rows.push([
+            (*name).to_string(),
+            cell_text(&results["ratios"][*name]),
+            "ratio".to_string(),
+            String::new(),
+            format!("{numerator} / {denominator} (aim: {aim})"),
+        ]);
+    }
+    rows
+}
+
+/// The table for the terminal: aligned columns, notes last.
+fn table(results: &Value) -> String {
+    let rows = rows(results);
+    let header = ["figure", "value", "unit", "trials", "notes"].map(str::to_string);
+    let widths: Vec<usize> = (0..4)
+        .map(|column| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let line = format!(
+            "{:<w0$}  {:>w1$}  {:<w2$}  {:>w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// The same table in Markdown, for docs/benchmarks.md.
+fn markdown(results: &Value) -> String {
+    let guest = &results["guest"];
+    let mut text = format!(
+        "#### {} (kernel {}, {} CPUs, MemTotal {} KiB, SwapTotal {} KiB, run took {} s)\n\n",
+        cell_text(&results["cell"]),
+        cell_text(&guest["kernel"]),
+        cell_text(&guest["cpus"]),
+        cell_text(&guest["mem_total_kib"]),
+        cell_text(&guest["swap_total_kib"]),
+        cell_text(&guest["duration_s"]),
+    );
+    text.push_str(
+        "| figure | value | unit | trials | notes |\n| --- | ---: | --- | ---: | --- |\n",
+    );
+    for row in rows(results) {
+        let cells: Vec<String> = row.iter().map(|cell| cell.replace('|', "\\|")).collect();
+        text.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    text
+}
+
+/// Boots `image` running its command and returns the console text.
+fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Result<String> {
+    let boot = Boot {
+        cell,
+        image,
+        mem,
+        mode: Mode::Command,
+        load_module: true,
+    };
+    let log_path = target_dir().join(format!("logs/bench-{}.log", cell.name()));
+    if let Some(parent) = log_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut log = std::fs::File::create(&log_path)?;
+    eprintln!(
+        "==> booting {cell} with {mem} to run mn-bench (console: {})",
+        log_path.display()
+    );
+    let mut child = qemu::qemu_command(&boot)?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting QEMU")?;
+    let mut stdout = child.stdout.take().context("QEMU stdout")?;
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut console = Vec::new();
+    let mut shown = 0;
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(bytes) => {
+                log.write_all(&bytes)?;
+                console.extend_from_slice(&bytes);
+                // Show the benchmark's progress lines as they complete.
+                while let Some(end) = console[shown..].iter().position(|&b| b == b'\n') {
+                    let line = String::from_utf8_lossy(&console[shown..shown + end]);
+                    let line = line.trim_end();
+                    if line.starts_with("mn-bench:") || line.contains("FAILED") {
+                        eprintln!("    {line}");
+                    }
+                    shown += end + 1;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the guest did not finish within {} s; console log: {}",
+                timeout.as_secs(),
+                log_path.display()
+            );
+        }
+    }
+    child.wait()?;
+    Ok(String::from_utf8_lossy(&console).into_owned())
+}
+
+/// `cargo xtask bench --arch A --swap S [--mem M] [--timeout S]`.
+pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>) -> Result<()> {
+    let bundle = earlyoom_bundle(cell.arch).map_err(|error| {
+        let reason = format!("earlyoom could not be prepared on the host: {error:#}");
+        eprintln!("==> {reason}");
+        reason
+    });
+    let empty = target_dir().join("bench/extra-none");
+    std::fs::create_dir_all(&empty)?;
+    let extra = bundle
+        .as_ref()
+        .map_or(empty.as_path(), |b| b.extra.as_path());
+    let command = guest_command(&bundle);
+    let image = image::build(cell, Some(extra), Some(&command))?;
+    let console = boot(
+        cell,
+        &image,
+        mem.unwrap_or("512M"),
+        Duration::from_secs(timeout.unwrap_or(3600)),
+    )?;
+    let report = find_report(&console).with_context(|| {
+        format!(
+            "console log: {}",
+            target_dir()
+                .join(format!("logs/bench-{}.log", cell.name()))
+                .display()
+        )
+    })?;
+    let results = assemble(cell, &report)?;
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let json_path = dir.join(format!("{}.json", cell.name()));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")?;
+    let md_path = dir.join(format!("{}.md", cell.name()));
+    std::fs::write(&md_path, markdown(&results))?;
+    println!("\n{}", table(&results));
+    println!("written: {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report_with(keys: &[&str]) -> Value {
+        let figures: Vec<Value> = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                json!({"key": key, "value": (index + 1) as f64 * 10.0, "unit": "ns",
+                       "trials": 5, "note": "n"})
+            })
+            .collect();
+        json!({"meta": {"kernel": "6.12.57 x86_64", "cpus": 2}, "figures": figures})
+    }
+
+    #[test]
+    fn finds_the_last_report_among_console_noise() {
+        let console = format!(
+            "booting\r\n{MARKER}{{\"meta\":{{}},\"figures\":[]}}\r\n[  1.0] random: crng\r\n\
+             mn-bench: -- idle\r\n  {MARKER}{{\"meta\":{{\"a\":1}},\"figures\":[]}}\r\nmemnotify-exit-status=0\r\n"
+        );
+        let report = find_report(&console).unwrap();
+        assert_eq!(report["meta"]["a"], 1);
+    }
+
+    #[test]
+    fn a_missing_or_broken_report_is_an_error() {
+        assert!(find_report("no report here\n").is_err());
+        assert!(find_report(&format!("{MARKER}{{\"meta\":{{}},\"figu")).is_err());
+        assert!(find_report(&format!("{MARKER}{{\"x\":1}}")).is_err());
+    }
+
+    #[test]
+    fn assemble_puts_required_keys_on_top_with_nulls_and_ratios() {
+        let mut report = report_with(REQUIRED);
+        let figures = report["figures"].as_array_mut().unwrap();
+        // overshoot_kib_psi unmeasured.
+        figures[11]["value"] = Value::Null;
+        figures[11]["note"] = json!("PSI never fired");
+        let cell = Cell {
+            arch: Arch::X86_64,
+            swap: false,
+        };
+        let results = assemble(cell, &report).unwrap();
+        assert_eq!(results["cell"], "x86_64-swapoff");
+        assert_eq!(results["eval_ns_1"], 10.0);
+        assert_eq!(results["eval_ns_10000"], 20.0);
+        assert_eq!(results["overshoot_kib_psi"], Value::Null);
+        assert_eq!(results["ratios"]["eval_10000_over_eval_1"], 2.0);
+        assert_eq!(results["ratios"]["meminfo_read_over_eval_1"], 3.0);
+        // poll (110) over memnotify (100).
+        assert_eq!(
+            results["ratios"]["overshoot_poll_100ms_over_memnotify"],
+            1.1
+        );
+        assert_eq!(results["guest"]["cpus"], 2);
+        for key in REQUIRED {
+            assert!(results.get(*key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn assemble_refuses_a_report_without_a_required_key() {
+        let report = report_with(&REQUIRED[1..]);
+        let cell = Cell {
+            arch: Arch::Arm64,
+            swap: true,
+        };
+        let error = assemble(cell, &report).unwrap_err().to_string();
+        assert!(error.contains("eval_ns_1"), "{error}");
+    }
+
+    #[test]
+    fn ratios_with_a_null_or_zero_side_are_null() {
+        let mut report = report_with(REQUIRED);
+        let figures = report["figures"].as_array_mut().unwrap();
+        figures[0]["value"] = json!(0);
+        figures[12]["value"] = Value::Null;
+        let cell = Cell {
+            arch: Arch::X86_64,
+            swap: true,
+        };
+        let results = assemble(cell, &report).unwrap();
+        assert_eq!(results["ratios"]["eval_10000_over_eval_1"], Value::Null);
+        assert_eq!(
+            results["ratios"]["overshoot_earlyoom_over_memnotify"],
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn tables_list_required_figures_first_then_extras_and_ratios() {
+        let mut report = report_with(REQUIRED);
+        let figures = report["figures"].as_array_mut().unwrap();
+        figures.insert(
+            0,
+            json!({"key": "bytes_per_open_file", "value": 900, "unit": "bytes", "trials": 3, "note": "a|b"}),
+        );
+        let cell = Cell {
+            arch: Arch::X86_64,
+            swap: false,
+        };
+        let results = assemble(cell, &report).unwrap();
+        let text = table(&results);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("figure"));
+        assert!(lines[1].starts_with("eval_ns_1 "));
+        assert!(lines[REQUIRED.len() + 1].starts_with("bytes_per_open_file"));
+        assert!(lines
+            .last()
+            .unwrap()
+            .starts_with("earlyoom_rss_over_daemon_rss"));
+        let md = markdown(&results);
+        assert!(md.contains("| bytes_per_open_file | 900 | bytes | 3 | a\\|b |"));
+        assert!(md.starts_with("#### x86_64-swapoff (kernel 6.12.57 x86_64, 2 CPUs"));
+    }
+
+    #[test]
+    fn readelf_output_is_parsed() {
+        let dynamic = " 0x0000000000000001 (NEEDED)             Shared library: [libc.so.6]\n \
+                       0x0000000000000001 (NEEDED)             Shared library: [ld-linux-aarch64.so.1]\n \
+                       0x000000000000000c (INIT)               0x1000\n";
+        assert_eq!(needed(dynamic), vec!["libc.so.6", "ld-linux-aarch64.so.1"]);
+        let program = "  INTERP         0x0000000000000318 0x0000000000000318\n      \
+                       [Requesting program interpreter: /lib64/ld-linux-x86-64.so.2]\n";
+        assert_eq!(
+            interpreter(program).as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
+        assert_eq!(interpreter("no interpreter"), None);
+    }
+
+    #[test]
+    fn guest_command_links_the_loader_or_says_why_not() {
+        let bundle = Ok(Bundle {
+            extra: PathBuf::from("/x"),
+            interpreter: "/lib64/ld-linux-x86-64.so.2".to_string(),
+        });
+        assert_eq!(
+            guest_command(&bundle),
+            "mkdir -p '/lib64' && ln -sf /extra/earlyoom/lib/ld-linux-x86-64.so.2 \
+             '/lib64/ld-linux-x86-64.so.2' && mn-bench --earlyoom /extra/earlyoom/earlyoom \
+             --library-path /extra/earlyoom/lib"
+        );
+        assert_eq!(
+            guest_command(&Err("no network: it's down".to_string())),
+            r"mn-bench --no-earlyoom 'no network: it'\''s down'"
+        );
+    }
+}
