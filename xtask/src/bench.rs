@@ -248,9 +248,11 @@ fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-/// The guest command: make the loader reachable at its ELF path, then run mn-bench.
-fn guest_command(bundle: &std::result::Result<Bundle, String>) -> String {
-    match bundle {
+/// The guest command: make the loader reachable at its ELF path, then run mn-bench
+/// (with `args`, e.g. `--quick`).
+fn guest_command(bundle: &std::result::Result<Bundle, String>, args: &[String]) -> String {
+    let args: String = args.iter().map(|arg| format!(" {}", quote(arg))).collect();
+    let command = match bundle {
         Ok(bundle) => {
             let loader_dir = Path::new(&bundle.interpreter)
                 .parent()
@@ -266,7 +268,8 @@ fn guest_command(bundle: &std::result::Result<Bundle, String>) -> String {
             )
         }
         Err(reason) => format!("mn-bench --no-earlyoom {}", quote(reason)),
-    }
+    };
+    command + &args
 }
 
 /// The report in the console text: the JSON after the last marker.
@@ -424,6 +427,45 @@ fn markdown(results: &Value) -> String {
     text
 }
 
+/// The host's TSC rate in kHz, measured against the monotonic clock over 200 ms.
+#[cfg(target_arch = "x86_64")]
+fn host_tsc_khz() -> u64 {
+    // SAFETY: RDTSC has no preconditions on x86_64.
+    let read = || unsafe { core::arch::x86_64::_rdtsc() };
+    let (start, ticks) = (Instant::now(), read());
+    std::thread::sleep(Duration::from_millis(200));
+    let (elapsed, ticks) = (start.elapsed(), read() - ticks);
+    // Round to whole MHz: the measurement is good to well under that.
+    (ticks as f64 / elapsed.as_secs_f64() / 1e6).round() as u64 * 1000
+}
+
+/// Kernel arguments the benchmark adds. The x86_64 test kernel has no ACPI, so it finds
+/// no HPET or PM timer to calibrate the TSC against, marks it unstable and keeps the
+/// jiffies clock (4 ms steps), which would make every time figure meaningless. Under TCG
+/// the guest's TSC counts at the host's rate, so the host's rate is given to it.
+fn kernel_args(arch: Arch) -> Option<String> {
+    match arch {
+        #[cfg(target_arch = "x86_64")]
+        Arch::X86_64 => Some(format!("tsc_early_khz={} tsc=reliable", host_tsc_khz())),
+        _ => None,
+    }
+}
+
+/// `qemu` with `extra` appended to its `-append` argument.
+fn with_kernel_args(qemu: Command, extra: &str) -> Command {
+    let mut command = Command::new(qemu.get_program());
+    let mut append_next = false;
+    for arg in qemu.get_args() {
+        if append_next {
+            command.arg(format!("{} {extra}", arg.to_string_lossy()));
+        } else {
+            command.arg(arg);
+        }
+        append_next = arg == "-append";
+    }
+    command
+}
+
 /// Boots `image` running its command and returns the console text.
 fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Result<String> {
     let boot = Boot {
@@ -433,6 +475,11 @@ fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Resul
         mode: Mode::Command,
         load_module: true,
     };
+    let mut qemu = qemu::qemu_command(&boot)?;
+    if let Some(extra) = kernel_args(cell.arch) {
+        eprintln!("==> kernel arguments added for the benchmark: {extra}");
+        qemu = with_kernel_args(qemu, &extra);
+    }
     let log_path = target_dir().join(format!("logs/bench-{}.log", cell.name()));
     if let Some(parent) = log_path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -442,7 +489,7 @@ fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Resul
         "==> booting {cell} with {mem} to run mn-bench (console: {})",
         log_path.display()
     );
-    let mut child = qemu::qemu_command(&boot)?
+    let mut child = qemu
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -493,8 +540,8 @@ fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Resul
     Ok(String::from_utf8_lossy(&console).into_owned())
 }
 
-/// `cargo xtask bench --arch A --swap S [--mem M] [--timeout S]`.
-pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>) -> Result<()> {
+/// `cargo xtask bench --arch A --swap S [--mem M] [--timeout S] [-- MN-BENCH-ARGS]`.
+pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>, args: &[String]) -> Result<()> {
     let bundle = earlyoom_bundle(cell.arch).map_err(|error| {
         let reason = format!("earlyoom could not be prepared on the host: {error:#}");
         eprintln!("==> {reason}");
@@ -505,7 +552,7 @@ pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>) -> Result<()> 
     let extra = bundle
         .as_ref()
         .map_or(empty.as_path(), |b| b.extra.as_path());
-    let command = guest_command(&bundle);
+    let command = guest_command(&bundle, args);
     let image = image::build(cell, Some(extra), Some(&command))?;
     let console = boot(
         cell,
@@ -652,6 +699,36 @@ mod tests {
     }
 
     #[test]
+    fn kernel_args_are_appended_to_the_command_line_only() {
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args([
+            "-m",
+            "512M",
+            "-append",
+            "console=ttyS0 mn_mode=cmd",
+            "-drive",
+            "x",
+        ]);
+        let qemu = with_kernel_args(qemu, "tsc=reliable");
+        let args: Vec<String> = qemu
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "-m",
+                "512M",
+                "-append",
+                "console=ttyS0 mn_mode=cmd tsc=reliable",
+                "-drive",
+                "x"
+            ]
+        );
+        assert_eq!(qemu.get_program(), "qemu-system-x86_64");
+    }
+
+    #[test]
     fn readelf_output_is_parsed() {
         let dynamic = " 0x0000000000000001 (NEEDED)             Shared library: [libc.so.6]\n \
                        0x0000000000000001 (NEEDED)             Shared library: [ld-linux-aarch64.so.1]\n \
@@ -673,14 +750,17 @@ mod tests {
             interpreter: "/lib64/ld-linux-x86-64.so.2".to_string(),
         });
         assert_eq!(
-            guest_command(&bundle),
+            guest_command(&bundle, &[]),
             "mkdir -p '/lib64' && ln -sf /extra/earlyoom/lib/ld-linux-x86-64.so.2 \
              '/lib64/ld-linux-x86-64.so.2' && mn-bench --earlyoom /extra/earlyoom/earlyoom \
              --library-path /extra/earlyoom/lib"
         );
         assert_eq!(
-            guest_command(&Err("no network: it's down".to_string())),
-            r"mn-bench --no-earlyoom 'no network: it'\''s down'"
+            guest_command(
+                &Err("no network: it's down".to_string()),
+                &["--quick".to_string()]
+            ),
+            r"mn-bench --no-earlyoom 'no network: it'\''s down' '--quick'"
         );
     }
 }

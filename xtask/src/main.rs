@@ -33,7 +33,7 @@ Commands:
                                      boot under QEMU: a shell, or run CMD and exit with its status
   qemu-test  [A] [--arch A] [--swap S] [--scenario NAME]
                                      run the YAML scenarios of qemu/scenarios/ (default: all cells)
-  bench      --arch A --swap S [--mem 512M] [--timeout SECS]
+  bench      --arch A --swap S [--mem 512M] [--timeout SECS] [-- --quick]
                                      measure memnotify against a /proc/meminfo poller, PSI
                                      and earlyoom in the guest; table + target/bench/<cell>.json
   ci                                 host checks, the whole matrix, the layer checks
@@ -237,7 +237,12 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        "bench" => bench::bench(options.cell()?, options.mem.as_deref(), options.timeout),
+        "bench" => bench::bench(
+            options.cell()?,
+            options.mem.as_deref(),
+            options.timeout,
+            &options.command,
+        ),
         "ci" => ci::ci(&sh),
         "yocto-crates" => yocto::crates(&sh),
         "yocto-check" => yocto::check(&sh),
