@@ -76,6 +76,12 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
         &root.join("qemu/initramfs/init"),
         "0755",
     )?;
+    file(
+        &mut spec,
+        "/usr/bin/memnotify-demo",
+        &root.join("qemu/initramfs/memnotify-demo"),
+        "0755",
+    )?;
     file(&mut spec, "/lib/modules/memnotify.ko", &module, "0644")?;
     for binary in &binaries {
         let name = binary.file_name().unwrap_or_default().to_string_lossy();
