@@ -297,7 +297,7 @@ fn value_of(figures: &[Value], key: &str) -> Option<f64> {
 
 /// The results file: the issue's keys at the top level (number or null), the ratios,
 /// the guest's description and every figure with its trials and notes.
-fn assemble(cell: Cell, report: &Value) -> Result<Value> {
+fn assemble(cell: Cell, report: &Value, host: Value) -> Result<Value> {
     let figures = report["figures"].as_array().context("figures")?;
     let mut out = Map::new();
     out.insert("cell".into(), json!(cell.name()));
@@ -325,6 +325,7 @@ fn assemble(cell: Cell, report: &Value) -> Result<Value> {
     }
     out.insert("ratios".into(), Value::Object(ratios));
     out.insert("guest".into(), report["meta"].clone());
+    out.insert("host".into(), host);
     out.insert("figures".into(), Value::Array(figures.clone()));
     Ok(Value::Object(out))
 }
@@ -409,13 +410,17 @@ fn table(results: &Value) -> String {
 fn markdown(results: &Value) -> String {
     let guest = &results["guest"];
     let mut text = format!(
-        "#### {} (kernel {}, {} CPUs, MemTotal {} KiB, SwapTotal {} KiB, run took {} s)\n\n",
+        "#### {} (kernel {}, {} CPU(s), clocksource {}, MemTotal {} KiB, SwapTotal {} KiB; \
+         run took {} s; host load average {} before, {} after)\n\n",
         cell_text(&results["cell"]),
         cell_text(&guest["kernel"]),
         cell_text(&guest["cpus"]),
+        cell_text(&guest["clocksource"]),
         cell_text(&guest["mem_total_kib"]),
         cell_text(&guest["swap_total_kib"]),
         cell_text(&guest["duration_s"]),
+        cell_text(&results["host"]["loadavg_before"]),
+        cell_text(&results["host"]["loadavg_after"]),
     );
     text.push_str(
         "| figure | value | unit | trials | notes |\n| --- | ---: | --- | ---: | --- |\n",
@@ -467,7 +472,13 @@ fn with_kernel_args(qemu: Command, extra: &str) -> Command {
 }
 
 /// Boots `image` running its command and returns the console text.
-fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Result<String> {
+fn boot(
+    cell: Cell,
+    image: &image::Image,
+    mem: &str,
+    kernel_args: Option<&str>,
+    timeout: Duration,
+) -> Result<String> {
     let boot = Boot {
         cell,
         image,
@@ -476,9 +487,9 @@ fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Resul
         load_module: true,
     };
     let mut qemu = qemu::qemu_command(&boot)?;
-    if let Some(extra) = kernel_args(cell.arch) {
+    if let Some(extra) = kernel_args {
         eprintln!("==> kernel arguments added for the benchmark: {extra}");
-        qemu = with_kernel_args(qemu, &extra);
+        qemu = with_kernel_args(qemu, extra);
     }
     let log_path = target_dir().join(format!("logs/bench-{}.log", cell.name()));
     if let Some(parent) = log_path.parent() {
@@ -540,6 +551,12 @@ fn boot(cell: Cell, image: &image::Image, mem: &str, timeout: Duration) -> Resul
     Ok(String::from_utf8_lossy(&console).into_owned())
 }
 
+/// The host's 1-minute load average: other work on the host slows the emulated guest.
+fn loadavg() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
 /// `cargo xtask bench --arch A --swap S [--mem M] [--timeout S] [-- MN-BENCH-ARGS]`.
 pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>, args: &[String]) -> Result<()> {
     let bundle = earlyoom_bundle(cell.arch).map_err(|error| {
@@ -554,10 +571,13 @@ pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>, args: &[String
         .map_or(empty.as_path(), |b| b.extra.as_path());
     let command = guest_command(&bundle, args);
     let image = image::build(cell, Some(extra), Some(&command))?;
+    let loadavg_before = loadavg();
+    let kernel_args = kernel_args(cell.arch);
     let console = boot(
         cell,
         &image,
         mem.unwrap_or("512M"),
+        kernel_args.as_deref(),
         Duration::from_secs(timeout.unwrap_or(3600)),
     )?;
     let report = find_report(&console).with_context(|| {
@@ -568,7 +588,12 @@ pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>, args: &[String
                 .display()
         )
     })?;
-    let results = assemble(cell, &report)?;
+    let host = json!({
+        "loadavg_before": loadavg_before,
+        "loadavg_after": loadavg(),
+        "kernel_args": kernel_args,
+    });
+    let results = assemble(cell, &report, host)?;
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
     let json_path = dir.join(format!("{}.json", cell.name()));
@@ -624,7 +649,7 @@ mod tests {
             arch: Arch::X86_64,
             swap: false,
         };
-        let results = assemble(cell, &report).unwrap();
+        let results = assemble(cell, &report, json!({"loadavg_before": "0.50"})).unwrap();
         assert_eq!(results["cell"], "x86_64-swapoff");
         assert_eq!(results["eval_ns_1"], 10.0);
         assert_eq!(results["eval_ns_10000"], 20.0);
@@ -649,7 +674,9 @@ mod tests {
             arch: Arch::Arm64,
             swap: true,
         };
-        let error = assemble(cell, &report).unwrap_err().to_string();
+        let error = assemble(cell, &report, Value::Null)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("eval_ns_1"), "{error}");
     }
 
@@ -663,7 +690,7 @@ mod tests {
             arch: Arch::X86_64,
             swap: true,
         };
-        let results = assemble(cell, &report).unwrap();
+        let results = assemble(cell, &report, json!({"loadavg_before": "0.50"})).unwrap();
         assert_eq!(results["ratios"]["eval_10000_over_eval_1"], Value::Null);
         assert_eq!(
             results["ratios"]["overshoot_earlyoom_over_memnotify"],
@@ -683,7 +710,7 @@ mod tests {
             arch: Arch::X86_64,
             swap: false,
         };
-        let results = assemble(cell, &report).unwrap();
+        let results = assemble(cell, &report, json!({"loadavg_before": "0.50"})).unwrap();
         let text = table(&results);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("figure"));
@@ -695,7 +722,8 @@ mod tests {
             .starts_with("earlyoom_rss_over_daemon_rss"));
         let md = markdown(&results);
         assert!(md.contains("| bytes_per_open_file | 900 | bytes | 3 | a\\|b |"));
-        assert!(md.starts_with("#### x86_64-swapoff (kernel 6.12.57 x86_64, 2 CPUs"));
+        assert!(md.starts_with("#### x86_64-swapoff (kernel 6.12.57 x86_64, 2 CPU(s)"));
+        assert!(md.contains("host load average 0.50 before"));
     }
 
     #[test]

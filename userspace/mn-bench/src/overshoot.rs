@@ -40,7 +40,9 @@ pub struct Plan {
 
 pub const PLAN: Plan = Plan {
     rate: 64 * MIB,
-    chunk: MIB,
+    // 64 KiB every millisecond: close to a steady stream, so that what was allocated
+    // at a moment does not jump by whole megabytes.
+    chunk: 64 << 10,
     distance: 64 * MIB,
     beyond: 128 * MIB,
 };
@@ -232,6 +234,23 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// How long after the crossing the notifier noticed, as its own figure: unlike
+    /// kilobytes it does not depend on the load's pace.
+    fn notice(&self, key: &str, what: &str) -> Figure {
+        if self.lag_ms.is_empty() {
+            return Figure::missing(key, "ms", format!("{what} never noticed"));
+        }
+        Figure::new(
+            key,
+            median(&self.lag_ms),
+            "ms",
+            self.lag_ms.len(),
+            format!("{what}: time from the crossing to noticing; median of the same trials"),
+        )
+    }
+}
+
 /// A watcher's result; its failure goes into `tally`.
 fn join(watcher: Option<Watcher>, tally: &mut Tally) -> (Option<u64>, Option<u64>) {
     let Some(watcher) = watcher else {
@@ -248,6 +267,14 @@ fn join(watcher: Option<Watcher>, tally: &mut Tally) -> (Option<u64>, Option<u64
             (None, None)
         }
     }
+}
+
+/// How long the notifiers run before the load starts in trial `trial` of `trials`: 300 ms
+/// to settle, plus a share of the pollers' 100 ms period spread evenly over the trials,
+/// so that the crossing falls at every phase of their cycle rather than at the same one.
+fn settle(trial: usize, trials: usize) -> Duration {
+    let phase = POLL_PERIOD.as_micros() as u64 * trial as u64 / trials.max(1) as u64;
+    Duration::from_millis(300) + Duration::from_micros(phase)
 }
 
 /// When the oracle saw MemAvailable below the threshold.
@@ -269,7 +296,7 @@ fn notifier_trials(plan: &Plan, trials: usize) -> (Tally, Tally, Tally, Vec<f64>
         (Tally::default(), Tally::default(), Tally::default());
     let mut rates = Vec::new();
     let mut lowest_available: Option<u64> = None;
-    for _ in 0..trials {
+    for trial in 0..trials {
         std::thread::sleep(Duration::from_millis(500));
         let trial = (|| -> Result<(), String> {
             let mut hog = Hog::spawn(plan).map_err(|error| format!("hog: {error}"))?;
@@ -289,7 +316,7 @@ fn notifier_trials(plan: &Plan, trials: usize) -> (Tally, Tally, Tally, Vec<f64>
             ];
             let oracle = watch_poller(threshold_kib, ORACLE_PERIOD, stop.clone())
                 .map_err(|error| format!("oracle: {error}"))?;
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(settle(trial, trials));
             hog.go().map_err(|error| format!("hog: {error}"))?;
             let log = hog.finish();
             std::thread::sleep(Duration::from_millis(300));
@@ -344,6 +371,7 @@ fn collect_output(child: &mut Child) -> mpsc::Receiver<String> {
 fn earlyoom_trial(
     plan: &Plan,
     earlyoom: &Earlyoom,
+    (trial, trials): (usize, usize),
     tally: &mut Tally,
     rates: &mut Vec<f64>,
 ) -> Result<(), String> {
@@ -378,7 +406,7 @@ fn earlyoom_trial(
         let stop = Arc::new(AtomicBool::new(false));
         let oracle = watch_poller(threshold_kib, ORACLE_PERIOD, stop.clone())
             .map_err(|error| format!("oracle: {error}"))?;
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(settle(trial, trials));
         let pid = hog.pid();
         hog.go().map_err(|error| format!("hog: {error}"))?;
         let log = hog.finish();
@@ -416,7 +444,7 @@ pub fn overshoot(
     earlyoom_missing: &str,
 ) -> Vec<Figure> {
     let load = format!(
-        "load: {} MiB/s in {} KiB touched chunks (achieved {{rate}} MiB/s); threshold: MemAvailable {} MiB below its start value; crossing dated by a {} ms /proc/meminfo reader",
+        "load: {} MiB/s in {} KiB touched chunks (achieved {{rate}} MiB/s), started at phases spread over 100 ms; threshold: MemAvailable {} MiB below its start value; crossing dated by a {} ms /proc/meminfo reader",
         plan.rate / MIB,
         plan.chunk / 1024,
         plan.distance / MIB,
@@ -455,19 +483,24 @@ pub fn overshoot(
     }
     figures.push(psi_figure);
 
+    figures.push(memnotify.notice("notice_ms_memnotify", "memnotify"));
+    figures.push(poller.notice("notice_ms_poll_100ms", "the 100 ms poller"));
+    figures.push(psi.notice("notice_ms_psi", "PSI"));
+
     let key = "overshoot_kib_earlyoom";
-    figures.push(match earlyoom {
-        None => Figure::missing(key, "KiB", earlyoom_missing),
+    match earlyoom {
+        None => figures.push(Figure::missing(key, "KiB", earlyoom_missing)),
         Some(earlyoom) => {
             let mut tally = Tally::default();
             let mut rates = Vec::new();
-            for _ in 0..earlyoom_trials {
+            for trial in 0..earlyoom_trials {
                 std::thread::sleep(Duration::from_millis(500));
-                if let Err(error) = earlyoom_trial(plan, earlyoom, &mut tally, &mut rates) {
+                let at = (trial, earlyoom_trials);
+                if let Err(error) = earlyoom_trial(plan, earlyoom, at, &mut tally, &mut rates) {
                     tally.errors.push(error);
                 }
             }
-            tally.figure(
+            figures.push(tally.figure(
                 key,
                 earlyoom_trials,
                 &format!(
@@ -477,8 +510,22 @@ pub fn overshoot(
                         .replace("-M 0", "-M <threshold KiB>")
                 ),
                 &load.replace("{rate}", &mib_per_s(&rates)),
-            )
+            ));
+            figures.push(tally.notice("notice_ms_earlyoom", "earlyoom"));
         }
-    });
+    }
     figures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_spreads_the_start_over_one_poll_period() {
+        assert_eq!(settle(0, 10), Duration::from_millis(300));
+        assert_eq!(settle(5, 10), Duration::from_millis(350));
+        assert_eq!(settle(9, 10), Duration::from_millis(390));
+        assert_eq!(settle(0, 0), Duration::from_millis(300));
+    }
 }

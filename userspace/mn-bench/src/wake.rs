@@ -147,6 +147,27 @@ fn drain(files: &[Fd], epoll: &Epoll, events: &mut [libc::epoll_event]) -> io::R
     }
 }
 
+/// `last_eval_ns` of the evaluation that started at `time`, once its statistics are
+/// stored (just after it releases the lock a reader waits on); `None` if a later
+/// evaluation has already replaced them.
+fn delivering_cost(time: u64) -> io::Result<Option<u64>> {
+    let pause = Duration::from_micros(50);
+    for _ in 0..2000 {
+        let stored = device::stat("last_eval_time_ns")?;
+        if stored > time {
+            return Ok(None);
+        }
+        if stored == time {
+            // The cost is stored right after the time.
+            std::thread::sleep(pause);
+            let cost = device::stat("last_eval_ns")?;
+            return Ok((device::stat("last_eval_time_ns")? == time).then_some(cost));
+        }
+        std::thread::sleep(pause);
+    }
+    Ok(None)
+}
+
 /// What one wake-all trial measured.
 struct WakeAll {
     /// From the event's time to the last file seen readable.
@@ -197,11 +218,7 @@ fn wake_all_trial(
             let index = events[0].u64 as usize;
             let line = device::read_line(&files[index])?
                 .ok_or_else(|| io::Error::other("readable file read EOF"))?;
-            // The delivering evaluation's cost, unless another one ran since.
-            let cost = (device::stat("last_eval_time_ns")? == line.time_ns)
-                .then(|| device::stat("last_eval_ns"))
-                .transpose()?;
-            first = Some((now, line.time_ns, cost));
+            first = Some((now, line.time_ns, delivering_cost(line.time_ns)?));
         }
     }
     join(release, thread)?;
