@@ -23,6 +23,7 @@ usage: mn-probe <command> [args]
   read-semantics                              first read, EOF, pread at 0, write, short buffer
   open-many N [THRESHOLDS]                    open N files (with thresholds), report, close
   uid-limit UID                               as UID, open until EMFILE; print how many
+  open-as UID GID                             as UID with only group GID, open once; print the result
   compare                                     figures against /proc/meminfo
 ";
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Some("read-semantics") => read_semantics(),
         Some("open-many") => open_many(&args[1..]),
         Some("uid-limit") => uid_limit(&args[1..]),
+        Some("open-as") => open_as(&args[1..]),
         Some("compare") => compare(),
         _ => Err(USAGE.to_string()),
     };
@@ -442,6 +444,33 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
         fds.push(fd);
         if fds.len() > 100_000 {
             return Err("no limit reached after 100000 opens".into());
+        }
+    }
+}
+
+fn open_as(args: &[String]) -> Result<(), String> {
+    let number = |index: usize| -> Result<u32, String> {
+        args.get(index)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| "open-as needs UID GID".to_string())
+    };
+    let (uid, gid) = (number(0)?, number(1)?);
+    // SAFETY: plain syscalls; the group list is one valid gid.
+    unsafe {
+        let groups = [gid];
+        if libc::setgroups(1, groups.as_ptr()) < 0 || libc::setgid(gid) < 0 || libc::setuid(uid) < 0
+        {
+            return Err(os_error("dropping privileges"));
+        }
+    }
+    match open(libc::O_RDWR) {
+        Ok(fd) => {
+            println!("uid {uid} gid {gid}: opened: {}", read_line(fd)?);
+            Ok(())
+        }
+        Err(message) => {
+            println!("uid {uid} gid {gid}: {message}");
+            Ok(())
         }
     }
 }
