@@ -231,6 +231,7 @@ impl Tally {
             self.overshoot_kib.len(),
             format!("{note}; {setting}"),
         )
+        .with_samples(&self.overshoot_kib)
     }
 }
 
@@ -248,6 +249,7 @@ impl Tally {
             self.lag_ms.len(),
             format!("{what}: time from the crossing to noticing; median of the same trials"),
         )
+        .with_samples(&self.lag_ms)
     }
 }
 

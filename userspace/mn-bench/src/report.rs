@@ -36,6 +36,8 @@ pub struct Figure {
     /// How many trials (or samples) the value summarises.
     pub trials: usize,
     pub note: String,
+    /// The individual trials' values, when they are worth seeing (few and noisy).
+    pub samples: Vec<f64>,
 }
 
 impl Figure {
@@ -52,7 +54,14 @@ impl Figure {
             unit,
             trials,
             note,
+            samples: Vec::new(),
         }
+    }
+
+    /// The same figure with the trials' values attached, in the order measured.
+    pub fn with_samples(mut self, samples: &[f64]) -> Figure {
+        self.samples = samples.to_vec();
+        self
     }
 
     /// A figure that could not be measured, with the reason.
@@ -85,13 +94,22 @@ pub fn to_json(meta: Map<String, Value>, figures: &[Figure]) -> Value {
     let figures: Vec<Value> = figures
         .iter()
         .map(|figure| {
-            json!({
+            let mut entry = json!({
                 "key": figure.key,
                 "value": figure.value.map_or(Value::Null, |v| number(v, figure.unit)),
                 "unit": figure.unit,
                 "trials": figure.trials,
                 "note": figure.note,
-            })
+            });
+            if !figure.samples.is_empty() {
+                let samples: Vec<Value> = figure
+                    .samples
+                    .iter()
+                    .map(|&v| number(v, figure.unit))
+                    .collect();
+                entry["samples"] = Value::Array(samples);
+            }
+            entry
         })
         .collect();
     json!({ "meta": meta, "figures": figures })
@@ -138,7 +156,22 @@ mod tests {
         assert_eq!(report["figures"][0]["value"], 1500);
         assert_eq!(report["figures"][0]["trials"], 100);
         assert_eq!(report["figures"][1]["value"], Value::Null);
+        assert!(report["figures"][0].get("samples").is_none());
         assert_eq!(report["figures"][1]["note"], "PSI never fired");
+    }
+
+    #[test]
+    fn samples_are_listed_rounded_when_attached() {
+        let figure = Figure::new(
+            "overshoot_kib_memnotify",
+            Some(3.0),
+            "KiB",
+            2,
+            String::new(),
+        )
+        .with_samples(&[2.6, 3.4]);
+        let report = to_json(Map::new(), &[figure]);
+        assert_eq!(report["figures"][0]["samples"], json!([3, 3]));
     }
 
     #[test]

@@ -294,7 +294,8 @@ pub fn wake_all(files: &[Fd], trials: usize) -> Vec<Figure> {
                     tally.last_us.len(),
                     tally.later
                 ),
-            ),
+            )
+            .with_samples(&tally.last_us),
             Figure::new(
                 "wake_first_of_10000_us",
                 median(&tally.first_us),
