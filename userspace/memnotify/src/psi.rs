@@ -121,11 +121,11 @@ impl Psi {
         let first = psi.sample()?;
         let total = first.figures.get(Figure::Total);
         psi.units.total_pages = total;
-        // The module's default levels (10% and 5% of RAM), with 1% hysteresis.
+        // The module's default levels (10% and 5% of RAM) and hysteresis (1/128 of RAM).
         psi.levels = Levels {
             low: total / 10,
             critical: total / 20,
-            hysteresis: total / 100,
+            hysteresis: total >> 7,
         };
         Ok(psi)
     }
