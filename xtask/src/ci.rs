@@ -9,7 +9,10 @@ use xshell::Shell;
 
 use crate::scenario::{self, Outcome, Report, Row};
 use crate::util::{run_logged, summary, target_dir};
-use crate::{buildroot, project_root, setup, yocto, Cell};
+use crate::{buildroot, fuzz, project_root, setup, yocto, Cell};
+
+/// Seconds per fuzz target in CI: 5 targets, two at a time, plus the build (under 3 minutes).
+const FUZZ_SECONDS: u64 = 20;
 
 struct Check {
     name: String,
@@ -92,6 +95,10 @@ pub fn ci(sh: &Shell) -> Result<()> {
             "ci-test",
             "cargo test (host)",
         )
+    });
+    run_check(&mut checks, "cargo fuzz (20 s per target)", || {
+        // A short run: regressions in the parsers surface here; long runs are by hand.
+        fuzz::fuzz(FUZZ_SECONDS, None)
     });
 
     let scenarios = scenario::load_all();

@@ -4,6 +4,7 @@
 mod bench;
 mod buildroot;
 mod ci;
+mod fuzz;
 mod image;
 mod kernel;
 mod qemu;
@@ -36,6 +37,9 @@ Commands:
   bench      --arch A --swap S [--mem 512M] [--timeout SECS] [-- --quick]
                                      measure memnotify against a /proc/meminfo poller, PSI
                                      and earlyoom in the guest; table + target/bench/<cell>.json
+  fuzz       [--seconds N] [--target NAME]
+                                     host fuzzing of the protocol crate and memnotifyd's
+                                     config parser (cargo-fuzz; N seconds per target, 60)
   ci                                 host checks, the whole matrix, the layer checks
   yocto-crates                       regenerate meta-memnotify's crate list from Cargo.lock
   yocto-check                        offline checks of the Yocto layer
@@ -136,6 +140,8 @@ struct Options {
     extra: Option<PathBuf>,
     scenario: Option<String>,
     timeout: Option<u64>,
+    seconds: Option<u64>,
+    target: Option<String>,
     command: Vec<String>,
 }
 
@@ -168,6 +174,8 @@ fn parse_options(mut parser: lexopt::Parser) -> Result<Options> {
             Long("extra") => options.extra = Some(parser.value()?.into()),
             Long("scenario") => options.scenario = Some(parser.value()?.string()?),
             Long("timeout") => options.timeout = Some(parser.value()?.parse()?),
+            Long("seconds") => options.seconds = Some(parser.value()?.parse()?),
+            Long("target") => options.target = Some(parser.value()?.string()?),
             Value(value) if options.arch.is_none() => {
                 options.arch = Some(Arch::parse(&value.string()?)?)
             }
@@ -243,6 +251,7 @@ fn real_main() -> Result<()> {
             options.timeout,
             &options.command,
         ),
+        "fuzz" => fuzz::fuzz(options.seconds.unwrap_or(60), options.target.as_deref()),
         "ci" => ci::ci(&sh),
         "yocto-crates" => yocto::crates(&sh),
         "yocto-check" => yocto::check(&sh),

@@ -21,10 +21,13 @@ pub const KERNEL_CLIPPY: &str = "/usr/bin/clippy-driver";
 pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-6.12";
 pub const KERNEL_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 const BINDGEN_VERSION: &str = "0.73.2";
+/// cargo-fuzz for `cargo xtask fuzz` (the host fuzz targets in `fuzz/`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Debian packages from the main suite.
 const PACKAGES: &[&str] = &[
     "make",
+    "g++",
     "patch",
     "bc",
     "bison",
@@ -160,13 +163,55 @@ fn apt_install(packages: &[&str], suite: Option<&str>) -> Result<()> {
     run(command)
 }
 
-/// The path of `bindgen`, installing bindgen-cli with cargo if it is missing or too old.
-pub fn bindgen() -> PathBuf {
+fn cargo_bin(name: &str) -> PathBuf {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
         .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
-    cargo_home.join("bin/bindgen")
+    cargo_home.join("bin").join(name)
+}
+
+/// The path of `bindgen`, installing bindgen-cli with cargo if it is missing or too old.
+pub fn bindgen() -> PathBuf {
+    cargo_bin("bindgen")
+}
+
+/// The path of `cargo-fuzz`.
+pub fn cargo_fuzz() -> PathBuf {
+    cargo_bin("cargo-fuzz")
+}
+
+/// Installs cargo-fuzz with cargo if it is missing or not the pinned version.
+pub fn ensure_cargo_fuzz(verbose: bool) -> Result<()> {
+    let found = output_of(
+        cargo_fuzz().to_str().unwrap_or("cargo-fuzz"),
+        &["--version"],
+    )
+    .ok()
+    .and_then(|text| text.split_whitespace().nth(1).map(str::to_string));
+    match found {
+        Some(version) if version == CARGO_FUZZ_VERSION => {
+            if verbose {
+                println!("ok   cargo-fuzz {version}");
+            }
+        }
+        found => {
+            println!(
+                "fix  cargo-fuzz: found {}, want {CARGO_FUZZ_VERSION}; cargo install cargo-fuzz",
+                found.as_deref().unwrap_or("none")
+            );
+            let mut command = Command::new("cargo");
+            command.args([
+                "install",
+                "cargo-fuzz",
+                "--locked",
+                "--version",
+                CARGO_FUZZ_VERSION,
+            ]);
+            run(command)?;
+        }
+    }
+    Ok(())
 }
 
 fn bindgen_version(path: &Path) -> Option<String> {
@@ -278,6 +323,7 @@ pub fn setup(verbose: bool) -> Result<()> {
             run(command)?;
         }
     }
+    ensure_cargo_fuzz(verbose)?;
     if ensure_busybox_arm64()? {
         say("ok   busybox arm64 unpacked".to_string());
     } else {

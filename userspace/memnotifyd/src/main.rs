@@ -15,7 +15,6 @@
 mod actions;
 #[cfg(test)]
 mod alloc_check;
-mod config;
 mod daemon;
 mod json;
 mod levels;
@@ -31,6 +30,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use daemon::{Daemon, Settings, StartError};
+// The configuration lives in the library (for the fuzzer); `crate::config` names it here.
+use memnotifyd::config;
 
 const USAGE: &str = "\
 usage: memnotifyd [--config PATH] [--dry-run] [--pidfile PATH] [--syslog]
