@@ -69,7 +69,7 @@ module_param_uint!(
     DEFAULT_LOW_PCT,
     PARAM_DEFAULT_LOW_PCT,
     "default_low_pct",
-    10,
+    proto::DEFAULT_LOW_PCT as u32,
     0o644,
     "Default low level: available below this % of RAM (0 disables; default 10)"
 );
@@ -77,7 +77,7 @@ module_param_uint!(
     DEFAULT_CRITICAL_PCT,
     PARAM_DEFAULT_CRITICAL_PCT,
     "default_critical_pct",
-    5,
+    proto::DEFAULT_CRITICAL_PCT as u32,
     0o644,
     "Default critical level: available below this % of RAM (0 disables; default 5)"
 );
@@ -422,19 +422,11 @@ fn units(total_pages: u64) -> Units {
 }
 
 fn default_levels(total_pages: u64) -> Levels {
-    let pct = |param: &AtomicU32| {
-        proto::number::mul_div(
-            total_pages,
-            u64::from(param.load(Ordering::Relaxed).min(100)),
-            100,
-        )
-    };
-    Levels {
-        low: pct(&DEFAULT_LOW_PCT),
-        critical: pct(&DEFAULT_CRITICAL_PCT),
-        // Leave a level only about 1% of RAM (1/128) above its bound, so it does not flap.
-        hysteresis: total_pages >> 7,
-    }
+    Levels::from_percent(
+        total_pages,
+        u64::from(DEFAULT_LOW_PCT.load(Ordering::Relaxed)),
+        u64::from(DEFAULT_CRITICAL_PCT.load(Ordering::Relaxed)),
+    )
 }
 
 /// Marks an event on `state`'s file and wakes its pollers and SIGIO owners.

@@ -229,3 +229,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn from_percent_matches_the_module_defaults() {
+    use memnotify_proto::{Levels, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT};
+    let levels = Levels::from_percent(61_923, DEFAULT_LOW_PCT, DEFAULT_CRITICAL_PCT);
+    assert_eq!(levels.low, 6_192);
+    assert_eq!(levels.critical, 3_096);
+    assert_eq!(levels.hysteresis, 61_923 >> 7);
+    // Percentages over 100 are clamped, 0 disables.
+    let clamped = Levels::from_percent(1000, 250, 0);
+    assert_eq!((clamped.low, clamped.critical), (1000, 0));
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use memnotify_proto::{
     next_interval_ms, Figure, Figures, Level, Levels, Sampling, Snapshot, Thresholds, Units, Watch,
+    DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT,
 };
 use rustix::event::PollFlags;
 use rustix::fs::{Mode, OFlags};
@@ -121,12 +122,8 @@ impl Psi {
         let first = psi.sample()?;
         let total = first.figures.get(Figure::Total);
         psi.units.total_pages = total;
-        // The module's default levels (10% and 5% of RAM) and hysteresis (1/128 of RAM).
-        psi.levels = Levels {
-            low: total / 10,
-            critical: total / 20,
-            hysteresis: total >> 7,
-        };
+        // The module's default levels, computed the way the module does.
+        psi.levels = Levels::from_percent(total, DEFAULT_LOW_PCT, DEFAULT_CRITICAL_PCT);
         Ok(psi)
     }
 

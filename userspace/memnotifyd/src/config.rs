@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use memnotify::{BackendKind, PsiTrigger, Units};
-use memnotify_proto::thresholds::parse_value;
+use memnotify_proto::parse_value;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 

@@ -43,7 +43,23 @@ pub struct Levels {
     pub hysteresis: u64,
 }
 
+/// The module's default for `default_low_pct`.
+pub const DEFAULT_LOW_PCT: u64 = 10;
+/// The module's default for `default_critical_pct`.
+pub const DEFAULT_CRITICAL_PCT: u64 = 5;
+
 impl Levels {
+    /// Levels at percentages of RAM (clamped to 100), as the module computes its default
+    /// levels; a level is left only about 1% of RAM (1/128) above its bound.
+    pub fn from_percent(total_pages: u64, low_pct: u64, critical_pct: u64) -> Levels {
+        let share = |pct: u64| super::number::mul_div(total_pages, pct.min(100), 100);
+        Levels {
+            low: share(low_pct),
+            critical: share(critical_pct),
+            hysteresis: total_pages >> 7,
+        }
+    }
+
     /// The level for `available`, given the level at the previous evaluation.
     pub fn level(&self, available: u64, previous: Level) -> Level {
         let under = |bound: u64, level: Level| {

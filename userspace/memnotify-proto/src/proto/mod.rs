@@ -9,9 +9,9 @@ pub mod thresholds;
 pub mod watch;
 
 pub use figures::{Counters, Figure, Figures, FIGURE_COUNT};
-pub use levels::{DefaultClient, Level, Levels};
+pub use levels::{DefaultClient, Level, Levels, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT};
 pub use line::{format_line, parse_line, LineError, LineWriter, Snapshot, LINE_BUF, LINE_MAX};
 pub use number::div_u64;
 pub use sampling::{next_interval_ms, Sampling};
-pub use thresholds::{parse_thresholds, ParseError, Thresholds, Units, WRITE_MAX};
+pub use thresholds::{parse_thresholds, parse_value, ParseError, Thresholds, Units, WRITE_MAX};
 pub use watch::{Crossings, Trigger, Watch};
