@@ -95,8 +95,9 @@ pub fn bytes_per_client(trials: usize) -> Vec<Figure> {
     }
 }
 
-/// VmRSS of a process `settle` after starting it, then stops it.
-fn rss_after_start(mut command: Command, settle: Duration) -> io::Result<u64> {
+/// VmRSS and VmLck (locked memory) of a process `settle` after starting it, in KiB;
+/// then stops it.
+fn rss_after_start(mut command: Command, settle: Duration) -> io::Result<(u64, u64)> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -104,7 +105,10 @@ fn rss_after_start(mut command: Command, settle: Duration) -> io::Result<u64> {
         .spawn()?;
     std::thread::sleep(settle);
     let status = std::fs::read(format!("/proc/{}/status", child.id()));
-    let rss = status.ok().and_then(|status| field_kib(&status, "VmRSS"));
+    let rss = status.ok().and_then(|status| {
+        let rss = field_kib(&status, "VmRSS")?;
+        Some((rss, field_kib(&status, "VmLck").unwrap_or(0)))
+    });
     let exited = child.try_wait()?;
     let _ = sys::kill(child.id(), libc::SIGTERM);
     let output = child.wait_with_output()?;
@@ -117,7 +121,7 @@ fn rss_after_start(mut command: Command, settle: Duration) -> io::Result<u64> {
         (None, None) => Err(io::Error::other(format!(
             "no VmRSS in its status: {said:?}"
         ))),
-        (None, Some(kib)) => Ok(kib),
+        (None, Some(sizes)) => Ok(sizes),
     }
 }
 
@@ -128,13 +132,24 @@ fn rss_figure(
     command: impl Fn() -> io::Result<Command>,
 ) -> Figure {
     let mut values = Vec::with_capacity(trials);
+    let mut locked = Vec::with_capacity(trials);
     for _ in 0..trials {
         match command().and_then(|command| rss_after_start(command, Duration::from_secs(2))) {
-            Ok(kib) => values.push(kib as f64),
+            Ok((rss, lck)) => {
+                values.push(rss as f64);
+                locked.push(lck as f64);
+            }
             Err(error) => return Figure::missing(key, "KiB", format!("failed: {error}")),
         }
     }
-    Figure::new(key, median(&values), "KiB", values.len(), note)
+    let locked = median(&locked).unwrap_or(0.0);
+    Figure::new(
+        key,
+        median(&values),
+        "KiB",
+        values.len(),
+        format!("{note}; of it locked (VmLck): {locked:.0} KiB"),
+    )
 }
 
 pub fn daemon_rss(trials: usize) -> Figure {
