@@ -411,7 +411,7 @@ fn markdown(results: &Value) -> String {
     let guest = &results["guest"];
     let mut text = format!(
         "#### {} (kernel {}, {} CPU(s), clocksource {}, MemTotal {} KiB, SwapTotal {} KiB; \
-         run took {} s; host load average {} before, {} after)\n\n",
+         run took {} s; host load average {} before, {} after; commit {}{})\n\n",
         cell_text(&results["cell"]),
         cell_text(&guest["kernel"]),
         cell_text(&guest["cpus"]),
@@ -421,6 +421,14 @@ fn markdown(results: &Value) -> String {
         cell_text(&guest["duration_s"]),
         cell_text(&results["host"]["loadavg_before"]),
         cell_text(&results["host"]["loadavg_after"]),
+        cell_text(&results["host"]["source"]["commit"]),
+        match results["host"]["source"]["changed"].as_array() {
+            Some(changed) if !changed.is_empty() => format!(
+                " with changes in {}",
+                changed.iter().map(cell_text).collect::<Vec<_>>().join(", ")
+            ),
+            _ => String::new(),
+        },
     );
     text.push_str(
         "| figure | value | unit | trials | notes |\n| --- | ---: | --- | ---: | --- |\n",
@@ -551,6 +559,26 @@ fn boot(
     Ok(String::from_utf8_lossy(&console).into_owned())
 }
 
+/// The commit the module and userspace were built from, and which of their files differed
+/// from it (a run may measure work in progress).
+fn source_state() -> Value {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(crate::project_root())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    let changed: Vec<String> = git(&["status", "--porcelain", "--", "kernel-module", "userspace"])
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.get(3..).unwrap_or(line).to_string())
+        .collect();
+    json!({ "commit": git(&["rev-parse", "--short", "HEAD"]), "changed": changed })
+}
+
 /// The host's 1-minute load average: other work on the host slows the emulated guest.
 fn loadavg() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -592,6 +620,7 @@ pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>, args: &[String
         "loadavg_before": loadavg_before,
         "loadavg_after": loadavg(),
         "kernel_args": kernel_args,
+        "source": source_state(),
     });
     let results = assemble(cell, &report, host)?;
     let dir = target_dir().join("bench");
@@ -649,7 +678,9 @@ mod tests {
             arch: Arch::X86_64,
             swap: false,
         };
-        let results = assemble(cell, &report, json!({"loadavg_before": "0.50"})).unwrap();
+        let host = json!({"loadavg_before": "0.50",
+                          "source": {"commit": "abc1234", "changed": ["kernel-module/memnotify.rs"]}});
+        let results = assemble(cell, &report, host).unwrap();
         assert_eq!(results["cell"], "x86_64-swapoff");
         assert_eq!(results["eval_ns_1"], 10.0);
         assert_eq!(results["eval_ns_10000"], 20.0);
@@ -690,7 +721,9 @@ mod tests {
             arch: Arch::X86_64,
             swap: true,
         };
-        let results = assemble(cell, &report, json!({"loadavg_before": "0.50"})).unwrap();
+        let host = json!({"loadavg_before": "0.50",
+                          "source": {"commit": "abc1234", "changed": ["kernel-module/memnotify.rs"]}});
+        let results = assemble(cell, &report, host).unwrap();
         assert_eq!(results["ratios"]["eval_10000_over_eval_1"], Value::Null);
         assert_eq!(
             results["ratios"]["overshoot_earlyoom_over_memnotify"],
@@ -710,7 +743,9 @@ mod tests {
             arch: Arch::X86_64,
             swap: false,
         };
-        let results = assemble(cell, &report, json!({"loadavg_before": "0.50"})).unwrap();
+        let host = json!({"loadavg_before": "0.50",
+                          "source": {"commit": "abc1234", "changed": ["kernel-module/memnotify.rs"]}});
+        let results = assemble(cell, &report, host).unwrap();
         let text = table(&results);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("figure"));
@@ -724,6 +759,7 @@ mod tests {
         assert!(md.contains("| bytes_per_open_file | 900 | bytes | 3 | a\\|b |"));
         assert!(md.starts_with("#### x86_64-swapoff (kernel 6.12.57 x86_64, 2 CPU(s)"));
         assert!(md.contains("host load average 0.50 before"));
+        assert!(md.contains("commit abc1234 with changes in kernel-module/memnotify.rs)"));
     }
 
     #[test]
