@@ -3,6 +3,9 @@
 //! Each subcommand prints what it saw and exits 0 only when the device behaved as the
 //! protocol says, so the QEMU scenarios can assert on both the output and the status.
 
+mod fuzz;
+mod socket;
+
 use std::ffi::CString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -22,9 +25,16 @@ usage: mn-probe <command> [args]
                                               leave THRESHOLDS in force (then waits for its event)
   read-semantics                              first read, EOF, pread at 0, write, short buffer
   open-many N [THRESHOLDS]                    open N files (with thresholds), report, close
-  uid-limit UID                               as UID, open until EMFILE; print how many
+  uid-limit UID [--hold S]                    as UID, open until EMFILE; print how many
+                                              (and keep them open S seconds)
   open-as UID GID                             as UID with only group GID, open once; print the result
   compare                                     figures against /proc/meminfo
+  fuzz [--seconds N] [--seed S]               malformed, extreme and concurrent use; checks every
+                                              result, then that the device still works
+  race-open SECONDS                           open, write, read, close in a loop for SECONDS,
+                                              tolerating a module being removed; print counts
+  daemon-socket PATH                          memnotifyd's socket against other users, garbage,
+                                              stalled, vanished and too many clients
 ";
 
 fn main() -> ExitCode {
@@ -40,6 +50,9 @@ fn main() -> ExitCode {
         Some("uid-limit") => uid_limit(&args[1..]),
         Some("open-as") => open_as(&args[1..]),
         Some("compare") => compare(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("daemon-socket") => socket::daemon_socket(&args[1..]),
+        Some("race-open") => race_open(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -407,11 +420,57 @@ fn open_many(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens and closes files as fast as it can while `rmmod`/`insmod` run elsewhere: an open
+/// either works fully (a line to read, thresholds accepted) or fails because the device
+/// is gone (ENOENT, ENODEV, ENXIO); anything else is a failure.
+fn race_open(args: &[String]) -> Result<(), String> {
+    let seconds: u64 = args
+        .first()
+        .and_then(|n| n.parse().ok())
+        .ok_or("race-open needs seconds")?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let (mut opened, mut gone) = (0u64, 0u64);
+    let path = CString::new(DEVICE).expect("no NUL");
+    while Instant::now() < deadline {
+        // SAFETY: `path` is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            match errno() {
+                libc::ENOENT | libc::ENODEV | libc::ENXIO => {
+                    gone += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                err => return Err(format!("open failed with errno {err}")),
+            }
+        }
+        opened += 1;
+        let line = read_line(fd)?;
+        parse_line(line.as_bytes()).map_err(|e| format!("{line:?}: {e:?}"))?;
+        if opened % 2 == 0 {
+            set_thresholds(fd, "used 1G hysteresis 1M")?;
+        }
+        // SAFETY: closing the descriptor opened above.
+        unsafe { libc::close(fd) };
+    }
+    println!("race-open: {opened} opens, {gone} while the device was gone");
+    Ok(())
+}
+
 fn uid_limit(args: &[String]) -> Result<(), String> {
     let uid: u32 = args
         .first()
         .and_then(|n| n.parse().ok())
         .ok_or("uid-limit needs a uid")?;
+    let hold = match args.get(1).map(String::as_str) {
+        Some("--hold") => Some(
+            args.get(2)
+                .and_then(|n| n.parse().ok())
+                .ok_or("--hold needs seconds")?,
+        ),
+        Some(other) => return Err(format!("uid-limit: unexpected {other:?}")),
+        None => None,
+    };
     // SAFETY: plain syscalls.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
@@ -434,6 +493,10 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
             let err = errno();
             if err == libc::EMFILE {
                 println!("uid {uid}: opened {} then EMFILE", fds.len());
+                if let Some(seconds) = hold {
+                    let _ = std::io::stdout().flush();
+                    std::thread::sleep(Duration::from_secs(seconds));
+                }
                 return Ok(());
             }
             return Err(format!(
