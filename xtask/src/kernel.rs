@@ -53,14 +53,19 @@ fn make_command(build_dir: &Path, arch: Arch) -> Command {
 }
 
 /// The fragments merged onto tinyconfig for a cell, in order.
+/// The debug variant (`--debug`) adds `debug.config` last.
 pub fn fragments(cell: Cell) -> Vec<PathBuf> {
     let configs = project_root().join("qemu/configs");
-    vec![
+    let mut fragments = vec![
         configs.join("qemu-common.config"),
         configs.join(format!("qemu-{}.config", cell.arch.name())),
         configs.join("memnotify.config"),
         configs.join(format!("swap-{}.config", cell.swap_name())),
-    ]
+    ];
+    if crate::debug_kernel() {
+        fragments.push(configs.join("debug.config"));
+    }
+    fragments
 }
 
 /// The project's kernel patches, applied in name order.

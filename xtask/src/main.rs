@@ -16,6 +16,7 @@ mod yocto;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -25,14 +26,15 @@ cargo xtask <command> [options]
 
 Commands:
   setup                              check and install every prerequisite (idempotent)
-  kernel     --arch A --swap S       build (or reuse) the Rust-enabled 6.12 kernel of a cell
+  kernel     --arch A --swap S [--debug]
+                                     build (or reuse) the Rust-enabled 6.12 kernel of a cell
   module     --arch A --swap S       build kernel-module/ against that kernel
   userspace  --arch A                build the static userspace binaries for the guest
   image      --arch A --swap S [--extra DIR]
                                      build the gzip cpio initramfs
-  run        --arch A --swap S [--mem 256M] [--extra DIR] [--timeout SECS] [-- CMD…]
+  run        --arch A --swap S [--debug] [--mem 256M] [--extra DIR] [--timeout SECS] [-- CMD…]
                                      boot under QEMU: a shell, or run CMD and exit with its status
-  qemu-test  [A] [--arch A] [--swap S] [--scenario NAME]
+  qemu-test  [A] [--arch A] [--swap S] [--scenario NAME] [--debug]
                                      run the YAML scenarios of qemu/scenarios/ (default: all cells)
   bench      --arch A --swap S [--mem 512M] [--timeout SECS] [-- --quick]
                                      measure memnotify against a /proc/meminfo poller, PSI
@@ -46,6 +48,8 @@ Commands:
   buildroot-check                    offline checks of the Buildroot tree
 
 A is x86_64 or arm64, S is on or off (CONFIG_SWAP and an active swap disk).
+--debug selects the debug kernel (qemu/configs/debug.config: lockdep, KASAN, kmemleak,
+DEBUG_OBJECTS, SLUB debugging), cached apart; qemu-test then also fails on kmemleak reports.
 Kernels are cached in $MEMNOTIFY_CACHE (default ~/.cache/memnotify); the rest lands in target/.
 ";
 
@@ -111,16 +115,32 @@ impl Cell {
         }
     }
 
-    /// A file-name friendly name, e.g. `x86_64-swapoff`.
+    /// A file-name friendly name, e.g. `x86_64-swapoff` (`x86_64-swapoff-debug` with the
+    /// debug kernel), used for the kernel cache entry, module, image and log directories.
     pub fn name(self) -> String {
-        format!("{}-swap{}", self.arch.name(), self.swap_name())
+        let debug = if debug_kernel() { "-debug" } else { "" };
+        format!("{}-swap{}{debug}", self.arch.name(), self.swap_name())
     }
 }
 
 impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} swap={}", self.arch.name(), self.swap_name())
+        write!(f, "{} swap={}", self.arch.name(), self.swap_name())?;
+        if debug_kernel() {
+            write!(f, " debug")?;
+        }
+        Ok(())
     }
+}
+
+/// Set by `--debug`: this xtask run uses the debug kernel variant (lockdep, KASAN,
+/// kmemleak, ...; `qemu/configs/debug.config`). One command uses one variant, so the
+/// choice is process-wide rather than a field every build step passes along.
+static DEBUG_KERNEL: AtomicBool = AtomicBool::new(false);
+
+/// Whether this run uses the debug kernel variant.
+pub fn debug_kernel() -> bool {
+    DEBUG_KERNEL.load(Ordering::Relaxed)
 }
 
 fn parse_swap(text: &str) -> Result<bool> {
@@ -142,6 +162,7 @@ struct Options {
     timeout: Option<u64>,
     seconds: Option<u64>,
     target: Option<String>,
+    debug: bool,
     command: Vec<String>,
 }
 
@@ -176,6 +197,7 @@ fn parse_options(mut parser: lexopt::Parser) -> Result<Options> {
             Long("timeout") => options.timeout = Some(parser.value()?.parse()?),
             Long("seconds") => options.seconds = Some(parser.value()?.parse()?),
             Long("target") => options.target = Some(parser.value()?.string()?),
+            Long("debug") => options.debug = true,
             Value(value) if options.arch.is_none() => {
                 options.arch = Some(Arch::parse(&value.string()?)?)
             }
@@ -214,6 +236,13 @@ fn real_main() -> Result<()> {
     };
     let mut options = parse_options(lexopt::Parser::from_args(args.into_iter().skip(1)))?;
     options.command = command;
+    if options.debug {
+        if !["kernel", "module", "image", "run", "qemu-test", "soak"].contains(&subcommand.as_str())
+        {
+            bail!("--debug applies to kernel, module, image, run, qemu-test and soak");
+        }
+        DEBUG_KERNEL.store(true, Ordering::Relaxed);
+    }
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match subcommand.as_str() {

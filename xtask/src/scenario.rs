@@ -18,7 +18,13 @@
 //! ```
 //!
 //! Every scenario boots a fresh guest. The whole console is also scanned for kernel
-//! splats (`BUG:`, `WARNING:`, `Oops`, …): any makes the scenario fail.
+//! splats (`BUG:`, `WARNING:`, `Oops`, …): any makes the scenario fail. The console shows
+//! only errors (`loglevel=4`), and warnings (`WARNING:` headers, lockdep reports) are
+//! printed one level lower, so after the steps the kernel log itself (`dmesg -r`) is
+//! scanned too, at warning level and above, leaving out the OOM killer's reports (a
+//! stack dump by design, from scenarios that run the guest out of memory on purpose).
+//! With the debug kernel (`--debug`) kmemleak is scanned last and any leak fails the
+//! scenario. The kernel log is kept next to the console log (`<scenario>.kernel.log`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -39,6 +45,8 @@ pub const SPLATS: &[&str] = &[
     r"WARNING:",
     r"Oops",
     r"Call Trace",
+    // arm64 spells it this way.
+    r"Call trace:",
     r"KASAN",
     r"kmemleak",
     r"possible circular locking",
@@ -370,17 +378,110 @@ fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Result
         std::fs::create_dir_all(parent)?;
     }
     let mut transcript = String::new();
-    let result = drive(command, scenario, &mut transcript);
+    let mut checks = AfterSteps::default();
+    let result = drive(command, scenario, &mut transcript, &mut checks);
     std::fs::write(log, &transcript)?;
+    std::fs::write(log.with_extension("kernel.log"), &checks.kernel_log)?;
     result?;
     let splats: Vec<&str> = transcript
         .lines()
         .filter(|line| SPLATS.iter().any(|splat| line.contains(splat)))
         .collect();
     if !splats.is_empty() {
-        bail!("kernel splat on the console: {}", splats[0].trim());
+        bail!(
+            "kernel splat on the console: {}\n{}",
+            splats[0].trim(),
+            excerpt(&transcript, splats[0])
+        );
+    }
+    let splats = log_splats(&checks.kernel_log);
+    if let Some(first) = splats.first() {
+        bail!(
+            "kernel splat in the kernel log: {}\n{}",
+            first.trim(),
+            excerpt(&checks.kernel_log, first)
+        );
+    }
+    if let Some(leaks) = &checks.leaks {
+        if leaks.contains("unreferenced object") {
+            let count = leaks.matches("unreferenced object").count();
+            let head: Vec<&str> = leaks.lines().take(40).collect();
+            bail!("kmemleak: {count} suspected leak(s)\n{}", head.join("\n"));
+        }
     }
     Ok(())
+}
+
+/// What the harness collects from the guest after a scenario's steps.
+#[derive(Default)]
+struct AfterSteps {
+    /// `dmesg -r`: every record with its `<level>` prefix.
+    kernel_log: String,
+    /// The kmemleak report after two scans (debug kernels only).
+    leaks: Option<String>,
+}
+
+/// Up to 40 lines of `text` from the one containing `line`: a splat with its trace.
+fn excerpt(text: &str, line: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|candidate| *candidate == line)
+        .unwrap_or(0);
+    let from = start.saturating_sub(2);
+    lines[from..(start + 40).min(lines.len())].join("\n")
+}
+
+/// Splat lines of a raw kernel log (`dmesg -r`), at warning level (4) and above, outside
+/// the OOM killer's reports: from `… invoked oom-killer:` to `Out of memory: Killed
+/// process N (name)` (or the memory cgroup's `Memory cgroup out of memory: …`), and the
+/// victim's own `name: page allocation failure:` report that may follow (its last
+/// allocation, refused once it is killed), which ends with show_mem's `… pages reserved`.
+pub fn log_splats(raw: &str) -> Vec<&str> {
+    let mut splats = Vec::new();
+    let mut in_oom_report = false;
+    let mut in_victim_report = false;
+    let mut victim: Option<String> = None;
+    for line in raw.lines() {
+        let (level, text) = match line.strip_prefix('<').and_then(|rest| rest.split_once('>')) {
+            Some((number, text)) => match number.parse::<u32>() {
+                // The facility is in the upper bits.
+                Ok(priority) => (priority & 7, text),
+                Err(_) => (4, line),
+            },
+            // A continuation of the previous record: judged as a warning, to be safe.
+            None => (4, line),
+        };
+        if text.contains(" invoked oom-killer: ") {
+            in_oom_report = true;
+            continue;
+        }
+        if in_oom_report {
+            if let Some((_, killed)) = text.split_once("ut of memory: Killed process ") {
+                in_oom_report = false;
+                // `56 (memhog) total-vm:…`: the name between the parentheses.
+                victim = killed
+                    .split_once('(')
+                    .and_then(|(_, rest)| rest.split_once(')'))
+                    .map(|(name, _)| name.to_string());
+            }
+            continue;
+        }
+        if in_victim_report {
+            in_victim_report = !text.trim_end().ends_with(" pages reserved");
+            continue;
+        }
+        if let Some(name) = &victim {
+            if text.starts_with(&format!("{name}: page allocation failure: ")) {
+                in_victim_report = true;
+                continue;
+            }
+        }
+        if level <= 4 && SPLATS.iter().any(|splat| text.contains(splat)) {
+            splats.push(line);
+        }
+    }
+    splats
 }
 
 /// Reads from the session until `pattern` matches or `timeout` passes, appending all
@@ -416,10 +517,31 @@ fn expect(
     }
 }
 
+/// Runs a harness command in the guest (not a scenario step) and returns its output, kept
+/// out of the transcript so that the console scan judges only the console.
+fn harness_command(
+    session: &mut rexpect::session::PtySession,
+    name: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let marker = format!("@@MN-{name}@@");
+    session
+        .send_line(&format!(
+            "( {command}\n) </dev/null 2>&1; echo \"@@MN-{name}\"\"@@=$?\""
+        ))
+        .context("sending a harness command")?;
+    let mut output = String::new();
+    let (before, _) = expect(session, &format!(r"{marker}=(\d+)"), timeout, &mut output)
+        .with_context(|| format!("harness command {name}"))?;
+    Ok(before.replace('\r', ""))
+}
+
 fn drive(
     command: std::process::Command,
     scenario: &Scenario,
     transcript: &mut String,
+    checks: &mut AfterSteps,
 ) -> Result<()> {
     let options = rexpect::reader::Options::new()
         .timeout_ms(Some(1000))
@@ -491,6 +613,19 @@ fn drive(
             }
         }
     }
+    checks.kernel_log = harness_command(&mut session, "KLOG", "dmesg -r", Duration::from_secs(60))?;
+    if crate::debug_kernel() {
+        // kmemleak ignores objects younger than 5 s, so the last step's allocations wait;
+        // then two scans a little apart, as its documentation suggests.
+        let scan = "sleep 5; echo scan > /sys/kernel/debug/kmemleak; sleep 2; \
+                    echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak";
+        checks.leaks = Some(harness_command(
+            &mut session,
+            "LEAKS",
+            scan,
+            Duration::from_secs(300),
+        )?);
+    }
     // Power off; `reboot -f` ends QEMU (-no-reboot) on every architecture.
     session
         .send_line("sync; reboot -f")
@@ -522,4 +657,57 @@ fn tail(output: &str) -> String {
     let lines: Vec<&str> = output.lines().collect();
     let start = lines.len().saturating_sub(15);
     lines[start..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_splats_judge_warnings_and_worse_outside_oom_reports() {
+        let log = "\
+<6>[    0.100000] kmemleak: Kernel memory leak detector initialized
+<4>[    5.000000] memhog invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE), order=0
+<4>[    5.000001] Call Trace:
+<4>[    5.000002]  dump_stack_lvl+0x5d/0x80
+<3>[    5.100000] Out of memory: Killed process 56 (memhog) total-vm:411072kB
+<4>[    6.000000] WARNING: CPU: 0 PID: 1 at mm/slub.c:1 foo+0x1/0x2
+<4>[    6.000001] Call Trace:
+<6>[    7.000000] BUG: an informational line that mentions BUG:
+<12>[   8.000000] BUG: facility bits are ignored";
+        let splats = log_splats(log);
+        assert_eq!(
+            splats,
+            [
+                "<4>[    6.000000] WARNING: CPU: 0 PID: 1 at mm/slub.c:1 foo+0x1/0x2",
+                "<4>[    6.000001] Call Trace:",
+                "<12>[   8.000000] BUG: facility bits are ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_victims_allocation_failure_is_part_of_the_oom_report() {
+        let log = "\
+<4>memhog invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE), order=0
+<4>Call Trace:
+<3>Out of memory: Killed process 56 (memhog) total-vm:411072kB, anon-rss:228352kB
+<4>memhog: page allocation failure: order:0, mode:0x140dca(GFP_HIGHUSER_MOVABLE)
+<4>Call Trace:
+<4>3480 pages reserved
+<4>Call Trace:
+<4>sh: page allocation failure: order:0, mode:0x140dca(GFP_HIGHUSER_MOVABLE)
+<4>Call Trace:";
+        assert_eq!(
+            log_splats(log),
+            ["<4>Call Trace:", "<4>Call Trace:"],
+            "a trace after the report, and another task's allocation failure, count"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_oom_report_hides_nothing_before_it() {
+        let log = "<4>WARNING: before\n<4>x invoked oom-killer: gfp\n<4>Call Trace:";
+        assert_eq!(log_splats(log), ["<4>WARNING: before"]);
+    }
 }
