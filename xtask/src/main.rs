@@ -10,6 +10,7 @@ mod kernel;
 mod qemu;
 mod scenario;
 mod setup;
+mod soak;
 mod userspace;
 mod util;
 mod yocto;
@@ -42,6 +43,9 @@ Commands:
   fuzz       [--seconds N] [--target NAME]
                                      host fuzzing of the protocol crate and memnotifyd's
                                      config parser (cargo-fuzz; N seconds per target, 60)
+  soak       --arch A --swap S [--debug] [--seconds N]
+                                     long reliability runs (guest fuzzer N s, default 600;
+                                     churn, rmmod races, socket abuse, OOM) and a summary
   ci                                 host checks, the whole matrix, the layer checks
   yocto-crates                       regenerate meta-memnotify's crate list from Cargo.lock
   yocto-check                        offline checks of the Yocto layer
@@ -280,6 +284,7 @@ fn real_main() -> Result<()> {
             options.timeout,
             &options.command,
         ),
+        "soak" => soak::soak(options.cell()?, options.seconds.unwrap_or(600)),
         "fuzz" => fuzz::fuzz(options.seconds.unwrap_or(60), options.target.as_deref()),
         "ci" => ci::ci(&sh),
         "yocto-crates" => yocto::crates(&sh),

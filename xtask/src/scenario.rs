@@ -194,6 +194,23 @@ impl Scenario {
     }
 }
 
+/// The scenarios of one YAML text (one mapping or a sequence), validated; `origin` names
+/// it in errors.
+pub fn parse(text: &str, origin: &Path) -> Result<Vec<Scenario>> {
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).with_context(|| format!("parsing {}", origin.display()))?;
+    let found: Vec<Scenario> = if value.is_sequence() {
+        serde_yaml::from_value(value)
+    } else {
+        serde_yaml::from_value(value).map(|one| vec![one])
+    }
+    .with_context(|| format!("reading scenarios from {}", origin.display()))?;
+    for scenario in &found {
+        scenario.validate(origin)?;
+    }
+    Ok(found)
+}
+
 /// Every scenario in `qemu/scenarios/`, sorted by file name; names must be unique.
 pub fn load_all() -> Result<Vec<Scenario>> {
     let dir = project_root().join("qemu/scenarios");
@@ -209,16 +226,7 @@ pub fn load_all() -> Result<Vec<Scenario>> {
     let mut scenarios: Vec<Scenario> = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        let found: Vec<Scenario> = if value.is_sequence() {
-            serde_yaml::from_value(value)
-        } else {
-            serde_yaml::from_value(value).map(|one| vec![one])
-        }
-        .with_context(|| format!("reading scenarios from {}", file.display()))?;
-        for scenario in found {
-            scenario.validate(&file)?;
+        for scenario in parse(&text, &file)? {
             if scenarios.iter().any(|other| other.name == scenario.name) {
                 bail!(
                     "{}: scenario name '{}' is used twice",
@@ -365,7 +373,7 @@ pub fn run_cell(
 }
 
 /// Boots a guest for one scenario and runs its steps.
-fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Result<()> {
+pub fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Result<()> {
     let boot = Boot {
         cell,
         image,
