@@ -63,7 +63,8 @@ pub fn meminfo_read(samples: usize, hot_trials: usize, hot_reads: usize) -> Vec<
                 "ns",
                 spaced.len(),
                 format!("one pread() of /proc/meminfo at offset 0 on an open file, one every {SAMPLING_SLOW_MS} ms as a poller does (like the evaluations); median"),
-            ),
+            )
+            .with_samples(&spaced),
             Figure::new(
                 "meminfo_open_read_close_ns",
                 median(&reopen),
@@ -171,7 +172,8 @@ pub fn evaluation(samples: usize) -> (Vec<Figure>, Vec<Fd>) {
             "ns",
             costs.len(),
             note(1),
-        ),
+        )
+        .with_samples(&floats(&costs)),
         Err(error) => Figure::missing("eval_ns_1", "ns", format!("failed: {error}")),
     });
     let mut kept = Vec::new();
@@ -193,6 +195,7 @@ pub fn evaluation(samples: usize) -> (Vec<Figure>, Vec<Fd>) {
                 costs.len(),
                 note(many),
             )
+            .with_samples(&floats(&costs))
         }
         Err(error) => Figure::missing("eval_ns_10000", "ns", format!("failed: {error}")),
     });
