@@ -69,8 +69,8 @@ const FULL: Counts = Counts {
     slab_trials: 3,
     wake_trials: 200,
     wake_all_trials: 5,
-    overshoot_trials: 11,
-    earlyoom_trials: 7,
+    overshoot_trials: 15,
+    earlyoom_trials: 15,
     rss_trials: 3,
 };
 
