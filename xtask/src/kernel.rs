@@ -331,6 +331,11 @@ pub fn module(cell: Cell, kernel: &Kernel) -> Result<PathBuf> {
     let work = target_dir().join(format!("module/{}", cell.name()));
     // Concurrent xtasks (a test run and a bench run) must not rebuild the same tree at once.
     let _lock = lock_file(&work.with_extension("lock"))?;
+    // Always a full rebuild (seconds): an incremental make would not repeat the compiler's
+    // warnings, and the warning check below must see them.
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
     for name in ["Kbuild", "Makefile"] {
         sync_file(
             &root.join("kernel-module").join(name),
