@@ -1112,6 +1112,14 @@ impl kernel::Module for Memnotify {
             attribute.attr.name = stat.name.as_char_ptr();
             attribute.attr.mode = 0o444;
             attribute.show = Some(show_stat as ffi::ShowFn);
+            // `sysfs_attr_init`: these attributes live in the heap (`Registration`), so
+            // lockdep needs them to point at a key in static storage; without it kernfs
+            // falls back to the `skey` inside the attribute, which lockdep rejects
+            // ("BUG: key … has not been registered!") and then turns itself off.
+            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+            {
+                attribute.attr.key = lock_class!();
+            }
         }
         let registration = KBox::pin(
             CShared::new(Registration {

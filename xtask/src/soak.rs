@@ -52,7 +52,9 @@ const SOAK_YAML: &str = r#"
         sleep 2
         r1=$(refs); s1=$(slab)
         echo "churn: 100000 cycles: refcount $r0 -> $r1, slab $s0 -> $s1 kB"
-        test "$r0" = 0 && test "$r1" = 0 && test $((s1 - s0)) -lt 512 || echo "LEAK: slab or refcount did not return"
+        test "$r0" = 0 && test "$r1" = 0 || echo "LEAK: the module refcount did not return"
+        # KASAN's quarantine (debug kernel) holds freed objects back: kmemleak checks there.
+        if [ ! -e /sys/kernel/debug/kmemleak ] && [ $((s1 - s0)) -ge 512 ]; then echo "LEAK: slab grew"; fi
       expect: '^churn: 100000 cycles: refcount 0 -> 0'
       reject: '^LEAK'
       timeout: 2400
