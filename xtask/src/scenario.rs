@@ -39,6 +39,9 @@ use crate::qemu::{self, Boot, Mode};
 use crate::util::target_dir;
 use crate::{project_root, Cell};
 
+/// How the transcript marks the text of a step (not console output).
+const STEP_MARK: &str = ">>>   ";
+
 /// Console lines that mean the kernel is unhappy, whatever the scenario says.
 pub const SPLATS: &[&str] = &[
     r"BUG:",
@@ -393,6 +396,7 @@ pub fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Re
     result?;
     let splats: Vec<&str> = transcript
         .lines()
+        .filter(|line| !line.starts_with(STEP_MARK) && !line.starts_with(">>> step"))
         .filter(|line| SPLATS.iter().any(|splat| line.contains(splat)))
         .collect();
     if !splats.is_empty() {
@@ -571,12 +575,12 @@ fn drive(
             "( {}\n) </dev/null 2>&1; echo \"@@MN-RC-{index}\"\"@@=$?\"",
             step.run.trim_end()
         );
-        let _ = writeln!(
-            transcript,
-            "\n>>> step {}: {}",
-            index + 1,
-            step.run.trim_end()
-        );
+        // Every line of the step's text is marked, so the splat scan can tell the
+        // scenario's own words (a comment naming KASAN) from the guest's console.
+        let _ = writeln!(transcript, "\n>>> step {}:", index + 1);
+        for line in step.run.trim_end().lines() {
+            let _ = writeln!(transcript, "{STEP_MARK}{line}");
+        }
         session.send_line(&sent).context("sending a step")?;
         let (output, matched) = expect(
             &mut session,
