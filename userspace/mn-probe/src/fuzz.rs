@@ -731,6 +731,8 @@ fn still_works() -> Result<(), String> {
     // SAFETY: the mapping is `size` bytes long.
     unsafe { libc::memset(map, 1, size) };
     let fired = poll_in(fd, Duration::from_secs(20));
+    // Read before the memory goes: freeing it crosses back down, a second event.
+    let n = crate::read_into(fd, &mut buf);
     // SAFETY: unmapping the mapping made above.
     unsafe { libc::munmap(map, size) };
     if !fired? {
@@ -739,7 +741,7 @@ fn still_works() -> Result<(), String> {
             used + 4096
         ));
     }
-    let n = crate::read_into(fd, &mut buf)?;
+    let n = n?;
     let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
     let snapshot = parse_line(line.as_bytes()).map_err(|e| format!("{line:?}: {e:?}"))?;
     if snapshot.seq != 1 {
