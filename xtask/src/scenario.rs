@@ -464,6 +464,14 @@ pub fn log_splats(raw: &str) -> Vec<&str> {
             // A continuation of the previous record: judged as a warning, to be safe.
             None => (4, line),
         };
+        // With CONFIG_PRINTK_TIME (the debug kernel) each record starts with `[ 12.345] `.
+        let text = match text
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once("] "))
+        {
+            Some((time, rest)) if time.trim().parse::<f64>().is_ok() => rest,
+            _ => text,
+        };
         if text.contains(" invoked oom-killer: ") {
             in_oom_report = true;
             continue;
@@ -714,6 +722,22 @@ mod tests {
             log_splats(log),
             ["<4>Call Trace:", "<4>Call Trace:"],
             "a trace after the report, and another task's allocation failure, count"
+        );
+    }
+
+    #[test]
+    fn timestamps_do_not_hide_the_victims_report() {
+        let log = "\
+<4>[   41.72] memhog invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE), order=0
+<4>[   41.72] Call Trace:
+<3>[   41.73] Out of memory: Killed process 73 (memhog) total-vm:411072kB
+<4>[   41.73] memhog: page allocation failure: order:0, mode:0x140dca(GFP_HIGHUSER_MOVABLE)
+<4>[   41.73] Call Trace:
+<4>[   41.74] 25992 pages reserved
+<4>[   50.00] WARNING: CPU: 0 PID: 1 at x";
+        assert_eq!(
+            log_splats(log),
+            ["<4>[   50.00] WARNING: CPU: 0 PID: 1 at x"]
         );
     }
 
