@@ -80,6 +80,7 @@ fn deb_arch(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "amd64",
         Arch::Arm64 => "arm64",
+        Arch::Arm => "armhf",
     }
 }
 
@@ -96,6 +97,11 @@ fn library_dirs(arch: Arch) -> &'static [&'static str] {
             "/lib/aarch64-linux-gnu",
             "/usr/lib/aarch64-linux-gnu",
             "/usr/aarch64-linux-gnu/lib",
+        ],
+        Arch::Arm => &[
+            "/lib/arm-linux-gnueabihf",
+            "/usr/lib/arm-linux-gnueabihf",
+            "/usr/arm-linux-gnueabihf/lib",
         ],
     }
 }

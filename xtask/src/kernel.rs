@@ -25,6 +25,7 @@ impl Kernel {
         self.build_dir.join(match self.arch {
             Arch::X86_64 => "arch/x86/boot/bzImage",
             Arch::Arm64 => "arch/arm64/boot/Image",
+            Arch::Arm => "arch/arm/boot/zImage",
         })
     }
 

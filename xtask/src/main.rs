@@ -51,7 +51,7 @@ Commands:
   yocto-check                        offline checks of the Yocto layer
   buildroot-check                    offline checks of the Buildroot tree
 
-A is x86_64 or arm64, S is on or off (CONFIG_SWAP and an active swap disk).
+A is x86_64, arm64 or arm (ARMv7), S is on or off (CONFIG_SWAP and an active swap disk).
 --debug selects the debug kernel (qemu/configs/debug.config: lockdep, KASAN, kmemleak,
 DEBUG_OBJECTS, SLUB debugging), cached apart; qemu-test then also fails on kmemleak reports.
 Kernels are cached in $MEMNOTIFY_CACHE (default ~/.cache/memnotify); the rest lands in target/.
@@ -62,15 +62,18 @@ Kernels are cached in $MEMNOTIFY_CACHE (default ~/.cache/memnotify); the rest la
 pub enum Arch {
     X86_64,
     Arm64,
+    /// 32-bit ARMv7 (little-endian, hard-float userspace), the N9's kind of CPU.
+    Arm,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
+    pub const ALL: [Arch; 3] = [Arch::X86_64, Arch::Arm64, Arch::Arm];
 
     pub fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Arm64 => "arm64",
+            Arch::Arm => "arm",
         }
     }
 
@@ -84,6 +87,7 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64-unknown-linux-gnu",
             Arch::Arm64 => "aarch64-unknown-linux-gnu",
+            Arch::Arm => "armv7-unknown-linux-gnueabihf",
         }
     }
 
@@ -91,7 +95,8 @@ impl Arch {
         match text {
             "x86_64" | "x86-64" | "amd64" => Ok(Arch::X86_64),
             "arm64" | "aarch64" => Ok(Arch::Arm64),
-            other => bail!("unknown arch '{other}': use x86_64 or arm64"),
+            "arm" | "armv7" | "armhf" => Ok(Arch::Arm),
+            other => bail!("unknown arch '{other}': use x86_64, arm64 or arm"),
         }
     }
 }
@@ -173,7 +178,7 @@ struct Options {
 impl Options {
     fn cell(&self) -> Result<Cell> {
         Ok(Cell {
-            arch: self.arch.context("--arch is required (x86_64 or arm64)")?,
+            arch: self.arch.context("--arch is required (x86_64, arm64 or arm)")?,
             swap: self.swap.context("--swap is required (on or off)")?,
         })
     }

@@ -60,6 +60,14 @@ pub fn qemu_command(boot: &Boot<'_>) -> Result<Command> {
             qemu.args(["-M", "virt", "-cpu", "cortex-a57"]);
             qemu
         }
+        Arch::Arm => {
+            append.insert(0, "console=ttyAMA0".to_string());
+            let mut qemu = Command::new("qemu-system-arm");
+            // highmem=off: a 32-bit kernel without LPAE cannot reach the PCI window
+            // QEMU places above 4 GiB.
+            qemu.args(["-M", "virt,highmem=off", "-cpu", "cortex-a15"]);
+            qemu
+        }
     };
     qemu.args([
         "-smp",

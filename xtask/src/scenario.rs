@@ -6,7 +6,7 @@
 //! ```yaml
 //! name: module-basic                 # unique
 //! description: what it shows
-//! applies: { arch: [x86_64, arm64], swap: [on, off] }   # optional; default: every cell
+//! applies: { arch: [x86_64, arm64, arm], swap: [on, off] }   # optional; default: every cell
 //! mem: 256M                          # optional guest RAM
 //! module: loaded                     # or: unloaded (insmod left to the steps)
 //! steps:
@@ -188,7 +188,7 @@ impl Scenario {
             .flatten()
         {
             for value in list {
-                if !["x86_64", "arm64", "on", "off"].contains(&value.as_str()) {
+                if !["x86_64", "arm64", "arm", "on", "off"].contains(&value.as_str()) {
                     bail!("{}: unknown applies value '{value}'", context());
                 }
             }

@@ -141,16 +141,41 @@ fn ensure_backports() -> Result<bool> {
     Ok(true)
 }
 
-fn ensure_arm64_architecture() -> Result<bool> {
+/// Debian architectures whose packages the guests need (busybox, the Rust std for arm64).
+const FOREIGN_ARCHITECTURES: &[&str] = &["arm64", "armhf"];
+
+fn ensure_foreign_architectures() -> Result<bool> {
     let foreign = output_of("dpkg", &["--print-foreign-architectures"]).unwrap_or_default();
-    if foreign.split_whitespace().any(|arch| arch == "arm64") {
-        return Ok(false);
+    let mut changed = false;
+    for wanted in FOREIGN_ARCHITECTURES {
+        if foreign.split_whitespace().any(|arch| arch == *wanted) {
+            continue;
+        }
+        println!("fix  dpkg: adding the {wanted} architecture");
+        let mut command = privileged("dpkg");
+        command.args(["--add-architecture", wanted]);
+        run(command)?;
+        changed = true;
     }
-    println!("fix  dpkg: adding the arm64 architecture");
-    let mut command = privileged("dpkg");
-    command.args(["--add-architecture", "arm64"]);
-    run(command)?;
-    Ok(true)
+    Ok(changed)
+}
+
+/// `apt-get update`, tolerating an index that fails to download (a mirror caught mid-sync
+/// has been seen serving a short bookworm-security armhf index): apt keeps the indexes it
+/// got, and a package that is really unavailable makes the install fail loudly.
+fn apt_update() -> Result<()> {
+    for attempt in 1..=2 {
+        let mut command = privileged("apt-get");
+        command.arg("update");
+        match run(command) {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt == 1 => println!("warn apt-get update: {error:#}; retrying"),
+            Err(error) => {
+                println!("warn apt-get update: {error:#}; going on with the indexes apt has")
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apt_install(packages: &[&str], suite: Option<&str>) -> Result<()> {
@@ -219,40 +244,56 @@ fn bindgen_version(path: &Path) -> Option<String> {
     text.split_whitespace().nth(1).map(str::to_string)
 }
 
-/// busybox for the guest: Debian's busybox-static for amd64, unpacked from the arm64 .deb
-/// for arm64 (it cannot be installed next to the amd64 one).
-pub fn busybox(arch: crate::Arch) -> PathBuf {
+/// The Debian architecture whose busybox-static the guest of `arch` runs.
+fn busybox_deb_arch(arch: crate::Arch) -> Option<&'static str> {
     match arch {
-        crate::Arch::X86_64 => PathBuf::from("/bin/busybox"),
-        crate::Arch::Arm64 => cache_dir().join("busybox-arm64/bin/busybox"),
+        crate::Arch::X86_64 => None,
+        crate::Arch::Arm64 => Some("arm64"),
+        crate::Arch::Arm => Some("armhf"),
     }
 }
 
-fn ensure_busybox_arm64() -> Result<bool> {
-    let path = busybox(crate::Arch::Arm64);
+/// busybox for the guest: Debian's busybox-static for amd64, unpacked from the arm64 or
+/// armhf .deb for the ARM guests (it cannot be installed next to the amd64 one).
+pub fn busybox(arch: crate::Arch) -> PathBuf {
+    match busybox_deb_arch(arch) {
+        None => PathBuf::from("/bin/busybox"),
+        Some(deb_arch) => cache_dir().join(format!("busybox-{deb_arch}/bin/busybox")),
+    }
+}
+
+fn ensure_busybox(arch: crate::Arch) -> Result<bool> {
+    let Some(deb_arch) = busybox_deb_arch(arch) else {
+        return Ok(false);
+    };
+    let path = busybox(arch);
     if path.exists() {
         return Ok(false);
     }
-    println!("fix  busybox-static:arm64: downloading and unpacking");
-    let work = cache_dir().join("busybox-arm64.download");
+    println!("fix  busybox-static:{deb_arch}: downloading and unpacking");
+    let work = cache_dir().join(format!("busybox-{deb_arch}.download"));
     std::fs::create_dir_all(&work)?;
     let mut download = Command::new("apt-get");
     download
         .current_dir(&work)
-        .args(["download", "busybox-static:arm64"]);
+        .arg("download")
+        .arg(format!("busybox-static:{deb_arch}"));
     run(download)?;
     let deb = std::fs::read_dir(&work)?
         .flatten()
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
         .context("apt-get download produced no .deb")?;
-    let unpack = cache_dir().join("busybox-arm64");
+    let unpack = cache_dir().join(format!("busybox-{deb_arch}"));
     let mut extract = Command::new("dpkg-deb");
     extract.arg("-x").arg(&deb).arg(&unpack);
     run(extract)?;
     std::fs::remove_dir_all(&work)?;
     if !path.exists() {
-        bail!("busybox-static:arm64 did not contain {}", path.display());
+        bail!(
+            "busybox-static:{deb_arch} did not contain {}",
+            path.display()
+        );
     }
     Ok(true)
 }
@@ -271,7 +312,7 @@ pub fn setup(verbose: bool) -> Result<()> {
         );
     }
     let mut changed_sources = ensure_backports()?;
-    changed_sources |= ensure_arm64_architecture()?;
+    changed_sources |= ensure_foreign_architectures()?;
 
     let missing: Vec<&str> = PACKAGES
         .iter()
@@ -291,11 +332,7 @@ pub fn setup(verbose: bool) -> Result<()> {
         }
     }
     if changed_sources || !missing.is_empty() || !missing_backports.is_empty() {
-        run({
-            let mut command = privileged("apt-get");
-            command.arg("update");
-            command
-        })?;
+        apt_update()?;
     }
     if !missing.is_empty() {
         apt_install(&missing, None)?;
@@ -324,12 +361,13 @@ pub fn setup(verbose: bool) -> Result<()> {
         }
     }
     ensure_cargo_fuzz(verbose)?;
-    if ensure_busybox_arm64()? {
-        say("ok   busybox arm64 unpacked".to_string());
-    } else {
+    for arch in crate::Arch::ALL {
+        let unpacked = ensure_busybox(arch)?;
         say(format!(
-            "ok   busybox arm64 ({})",
-            busybox(crate::Arch::Arm64).display()
+            "ok   busybox {}{} ({})",
+            arch.name(),
+            if unpacked { " unpacked" } else { "" },
+            busybox(arch).display()
         ));
     }
 
