@@ -1,15 +1,20 @@
 //! `cargo xtask ci`: host checks, the whole QEMU matrix, the layer checks; a summary table
 //! and `N passed, N failed` as the last line.
 
-use std::process::Command;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::scenario::{self, Outcome, Report, Row};
 use crate::util::{run_logged, summary, target_dir};
-use crate::{buildroot, fuzz, project_root, setup, yocto, Cell};
+use crate::{buildroot, fuzz, project_root, setup, yocto, Arch, Cell};
 
 /// Seconds per fuzz target in CI: 5 targets, two at a time, plus the build (under 3 minutes).
 const FUZZ_SECONDS: u64 = 20;
@@ -39,6 +44,179 @@ fn run_check(checks: &mut Vec<Check>, name: &str, check: impl FnOnce() -> Result
         note,
     });
     passed
+}
+
+/// Cells run at a time. A guest mostly waits (sampling intervals, timeouts), using about
+/// half a core under TCG, so two cells share a 2-core machine well.
+const DEFAULT_JOBS: usize = 2;
+
+/// Scenarios the debug kernels run: everything that drives the module (the userspace
+/// suite adds nothing there and is slow under KASAN).
+const DEBUG_SCENARIOS: &str = "boot*,module-*,reliability-*";
+
+/// One `cargo xtask qemu-test` child: a cell, with or without the debug kernel.
+struct CellJob {
+    cell: Cell,
+    debug: bool,
+}
+
+impl CellJob {
+    /// The matrix: the debug cells first (the longest), then every normal cell.
+    fn matrix() -> Vec<CellJob> {
+        let mut jobs = vec![
+            CellJob {
+                cell: Cell {
+                    arch: Arch::X86_64,
+                    swap: false,
+                },
+                debug: true,
+            },
+            CellJob {
+                cell: Cell {
+                    arch: Arch::Arm64,
+                    swap: true,
+                },
+                debug: true,
+            },
+        ];
+        jobs.extend(
+            Cell::all()
+                .into_iter()
+                .map(|cell| CellJob { cell, debug: false }),
+        );
+        jobs
+    }
+
+    /// As `Cell::name()` and `Display` would say it in the child.
+    fn dir_name(&self) -> String {
+        let suffix = if self.debug { "-debug" } else { "" };
+        format!(
+            "{}-swap{}{suffix}",
+            self.cell.arch.name(),
+            self.cell.swap_name()
+        )
+    }
+
+    fn label(&self) -> String {
+        let suffix = if self.debug { " debug" } else { "" };
+        format!("{}{suffix}", self.cell)
+    }
+
+    /// Runs the child, streaming its output into a log and, prefixed, to the terminal;
+    /// returns its rows.
+    fn run(&self) -> Vec<Row> {
+        let start = Instant::now();
+        let label = self.label();
+        let log = target_dir().join(format!("logs/ci-{}.log", self.dir_name()));
+        match self.run_child(&label, &log) {
+            Ok(rows) => rows,
+            Err(error) => {
+                eprintln!("[{label}] FAIL: {error:#} (log: {})", log.display());
+                vec![Row {
+                    cell: label,
+                    name: "build and boot".to_string(),
+                    outcome: Outcome::Fail,
+                    seconds: start.elapsed().as_secs_f64(),
+                    note: summary(&error, 80),
+                }]
+            }
+        }
+    }
+
+    fn run_child(&self, label: &str, log: &Path) -> Result<Vec<Row>> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command
+            .current_dir(project_root())
+            .args(["qemu-test", "--arch", self.cell.arch.name()])
+            .args(["--swap", self.cell.swap_name()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if self.debug {
+            command.args(["--debug", "--scenario", DEBUG_SCENARIOS]);
+        }
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let log_file = Arc::new(Mutex::new(
+            File::create(log).with_context(|| format!("creating {}", log.display()))?,
+        ));
+        eprintln!("[{label}] started (log: {})", log.display());
+        let mut child = command.spawn().context("starting cargo xtask qemu-test")?;
+        let streams: Vec<Box<dyn Read + Send>> = vec![
+            Box::new(child.stdout.take().context("child stdout")?),
+            Box::new(child.stderr.take().context("child stderr")?),
+        ];
+        let readers: Vec<_> = streams
+            .into_iter()
+            .map(|stream| {
+                let log_file = Arc::clone(&log_file);
+                let label = label.to_string();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        if let Ok(mut file) = log_file.lock() {
+                            let _ = writeln!(file, "{line}");
+                        }
+                        // The child prints its table at the end; the parent prints the whole one.
+                        if !line.starts_with(char::is_whitespace) || line.contains("…") {
+                            eprintln!("[{label}] {line}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        let status = child.wait()?;
+        for reader in readers {
+            let _ = reader.join();
+        }
+        let path = scenario::report_path(&self.dir_name());
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "qemu-test exited with {status} and left no {}",
+                path.display()
+            )
+        })?;
+        let rows: Vec<Row> =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let failed = rows.iter().any(|row| row.outcome == Outcome::Fail);
+        if !status.success() && !failed {
+            bail!("qemu-test exited with {status} but reported no failed scenario");
+        }
+        Ok(rows)
+    }
+}
+
+/// Runs `jobs` with `workers` children at a time; rows come back in matrix order.
+fn run_matrix(jobs: Vec<CellJob>, workers: usize) -> Vec<Row> {
+    let queue = Mutex::new(jobs.into_iter().enumerate().collect::<VecDeque<_>>());
+    // The queue's lock is held only while taking a job, never while running it.
+    let next_job = || queue.lock().ok().and_then(|mut queue| queue.pop_front());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            scope.spawn(|| {
+                while let Some((index, job)) = next_job() {
+                    let rows = job.run();
+                    if let Ok(mut results) = results.lock() {
+                        results.push((index, rows));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().flat_map(|(_, rows)| rows).collect()
+}
+
+fn ci_jobs() -> Result<usize> {
+    match std::env::var("MEMNOTIFY_CI_JOBS") {
+        Ok(text) => match text.parse::<usize>() {
+            Ok(jobs) if jobs >= 1 => Ok(jobs),
+            _ => bail!("MEMNOTIFY_CI_JOBS must be a number ≥ 1, not '{text}'"),
+        },
+        Err(_) => Ok(DEFAULT_JOBS),
+    }
 }
 
 fn cargo(args: &[&str], log: &str, what: &str) -> Result<()> {
@@ -101,27 +279,19 @@ pub fn ci(sh: &Shell) -> Result<()> {
         fuzz::fuzz(FUZZ_SECONDS, None)
     });
 
-    let scenarios = scenario::load_all();
     let mut report = Report::default();
-    for cell in Cell::all() {
-        let scenarios = match &scenarios {
-            Ok(scenarios) => scenarios,
-            Err(error) => {
-                run_check(&mut checks, "load scenarios", || bail!("{error:#}"));
-                break;
-            }
-        };
-        let cell_start = Instant::now();
-        if let Err(error) = scenario::run_cell(cell, scenarios, None, &mut report) {
-            eprintln!("FAIL build {cell}: {error:#}");
-            report.add(Row {
-                cell,
-                name: "build".to_string(),
-                outcome: Outcome::Fail,
-                seconds: cell_start.elapsed().as_secs_f64(),
-                note: summary(&error, 80),
-            });
+    if run_check(&mut checks, "load scenarios", || {
+        scenario::load_all().map(drop)
+    }) {
+        let jobs = ci_jobs()?;
+        let matrix_start = Instant::now();
+        for row in run_matrix(CellJob::matrix(), jobs) {
+            report.add(row);
         }
+        eprintln!(
+            "==> QEMU matrix: {:.1} min with {jobs} cells at a time",
+            matrix_start.elapsed().as_secs_f64() / 60.0
+        );
     }
 
     run_check(&mut checks, "yocto-check", || yocto::check(sh));

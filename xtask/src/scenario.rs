@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::image::{self, Image};
 use crate::qemu::{self, Boot, Mode};
@@ -243,15 +243,17 @@ pub fn load_all() -> Result<Vec<Scenario>> {
     Ok(scenarios)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Pass,
     Fail,
     Skip,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Row {
-    pub cell: Cell,
+    /// The cell as shown in the table (`arm64 swap=on`, `… debug`).
+    pub cell: String,
     pub name: String,
     pub outcome: Outcome,
     pub seconds: f64,
@@ -292,28 +294,93 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{:<18} {:<34} {:<6} {:>6.1}s  {}",
-                row.cell.to_string(),
-                row.name,
-                result,
-                row.seconds,
-                row.note
+                row.cell, row.name, result, row.seconds, row.note
             );
         }
         out
     }
 }
 
-/// Runs the scenarios (all, or the one named) on each cell and prints the table.
-pub fn run_cells(cells: &[Cell], only: Option<&str>) -> Result<Report> {
-    let scenarios = load_all()?;
-    if let Some(name) = only {
-        if !scenarios.iter().any(|scenario| scenario.name == name) {
-            bail!("no scenario named '{name}' in qemu/scenarios/");
+/// Which scenarios to run: `--scenario` takes comma-separated names, and a name ending in
+/// `*` selects every scenario starting with the rest (`module-*`).
+pub struct Selection {
+    patterns: Vec<String>,
+}
+
+impl Selection {
+    /// Every scenario.
+    pub fn all() -> Selection {
+        Selection {
+            patterns: Vec::new(),
         }
     }
+
+    /// Parses `text` and checks that each pattern selects at least one of `scenarios`.
+    pub fn parse(text: &str, scenarios: &[Scenario]) -> Result<Selection> {
+        let selection = Selection {
+            patterns: text
+                .split(',')
+                .map(str::trim)
+                .filter(|pattern| !pattern.is_empty())
+                .map(str::to_string)
+                .collect(),
+        };
+        if selection.patterns.is_empty() {
+            bail!("--scenario '{text}' names no scenario");
+        }
+        for pattern in &selection.patterns {
+            if !scenarios
+                .iter()
+                .any(|scenario| Selection::matches(pattern, &scenario.name))
+            {
+                bail!("no scenario in qemu/scenarios/ matches '{pattern}'");
+            }
+        }
+        Ok(selection)
+    }
+
+    fn matches(pattern: &str, name: &str) -> bool {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        }
+    }
+
+    pub fn selects(&self, name: &str) -> bool {
+        self.patterns.is_empty()
+            || self
+                .patterns
+                .iter()
+                .any(|pattern| Selection::matches(pattern, name))
+    }
+}
+
+/// Where `qemu-test` leaves a cell's rows for `cargo xtask ci`, which runs cells as
+/// child processes (`cell_dir` is the cell's name, e.g. `arm64-swapon-debug`).
+pub fn report_path(cell_dir: &str) -> PathBuf {
+    target_dir().join(format!("qemu-test/{cell_dir}/report.json"))
+}
+
+/// Runs the selected scenarios on each cell and prints the table.
+pub fn run_cells(cells: &[Cell], only: Option<&str>) -> Result<Report> {
+    let scenarios = load_all()?;
+    let selection = match only {
+        Some(text) => Selection::parse(text, &scenarios)?,
+        None => Selection::all(),
+    };
     let mut report = Report::default();
     for &cell in cells {
-        run_cell(cell, &scenarios, only, &mut report)?;
+        let path = report_path(&cell.name());
+        // A stale report must never stand in for a run that died before writing one.
+        let _ = std::fs::remove_file(&path);
+        let mut cell_report = Report::default();
+        run_cell(cell, &scenarios, &selection, &mut cell_report)?;
+        std::fs::create_dir_all(path.parent().context("report path has a parent")?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(&cell_report.rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        for row in cell_report.rows {
+            report.add(row);
+        }
     }
     print!("{}", report.table());
     println!(
@@ -327,18 +394,18 @@ pub fn run_cells(cells: &[Cell], only: Option<&str>) -> Result<Report> {
 pub fn run_cell(
     cell: Cell,
     scenarios: &[Scenario],
-    only: Option<&str>,
+    selection: &Selection,
     report: &mut Report,
 ) -> Result<()> {
     let image = image::build(cell, None, None)?;
     for scenario in scenarios {
-        if only.is_some_and(|name| name != scenario.name) {
+        if !selection.selects(&scenario.name) {
             continue;
         }
         if let Some(reason) = scenario.skip_reason(cell) {
             eprintln!("--- skip {} on {cell}: {reason}", scenario.name);
             report.add(Row {
-                cell,
+                cell: cell.to_string(),
                 name: scenario.name.clone(),
                 outcome: Outcome::Skip,
                 seconds: 0.0,
@@ -365,7 +432,7 @@ pub fn run_cell(
             eprintln!("pass {} on {cell} ({seconds:.1}s)", scenario.name);
         }
         report.add(Row {
-            cell,
+            cell: cell.to_string(),
             name: scenario.name.clone(),
             outcome,
             seconds,
@@ -745,5 +812,40 @@ mod tests {
     fn an_unfinished_oom_report_hides_nothing_before_it() {
         let log = "<4>WARNING: before\n<4>x invoked oom-killer: gfp\n<4>Call Trace:";
         assert_eq!(log_splats(log), ["<4>WARNING: before"]);
+    }
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::*;
+
+    fn scenarios(names: &[&str]) -> Vec<Scenario> {
+        let text: String = names
+            .iter()
+            .map(|name| format!("- name: {name}\n  description: d\n  steps: [{{run: 'true'}}]\n"))
+            .collect();
+        parse(&text, Path::new("test.yaml")).expect("valid scenarios")
+    }
+
+    #[test]
+    fn names_and_prefixes_select() {
+        let all = scenarios(&["boot", "module-a", "module-b", "userspace-a"]);
+        let selection = Selection::parse("boot, module-*", &all).expect("valid selection");
+        let selected: Vec<&str> = all
+            .iter()
+            .filter(|scenario| selection.selects(&scenario.name))
+            .map(|scenario| scenario.name.as_str())
+            .collect();
+        assert_eq!(selected, ["boot", "module-a", "module-b"]);
+        assert!(Selection::all().selects("userspace-a"));
+    }
+
+    #[test]
+    fn a_pattern_selecting_nothing_is_an_error() {
+        let all = scenarios(&["boot", "module-a"]);
+        assert!(Selection::parse("modul", &all).is_err());
+        assert!(Selection::parse("boot,nothing-*", &all).is_err());
+        assert!(Selection::parse(" , ", &all).is_err());
+        assert!(Selection::parse("boot*", &all).is_ok());
     }
 }

@@ -513,6 +513,27 @@ impl<'de> Deserialize<'de> for Levels {
     }
 }
 
+/// How many subscribers the socket takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// In all.
+    pub max: usize,
+    /// Per user other than root.
+    pub per_uid: usize,
+}
+
+impl ClientLimits {
+    /// Whether a new connection from `uid` fits, with `total` subscribers connected of
+    /// which `same_uid` are that user's.
+    pub fn admits(self, uid: u32, same_uid: usize, total: usize) -> bool {
+        total < self.max && (uid == 0 || same_uid < self.per_uid)
+    }
+}
+
+/// Subscribers the socket takes by default, in all and per user other than root.
+const DEFAULT_MAX_CLIENTS: usize = 16;
+const DEFAULT_MAX_CLIENTS_PER_UID: usize = 4;
+
 /// The publishing socket.
 #[derive(Clone, PartialEq, Debug)]
 pub struct SocketConfig {
@@ -522,6 +543,18 @@ pub struct SocketConfig {
     pub mode: u32,
     /// At most this many subscribers at once.
     pub max_clients: usize,
+    /// At most this many per user other than root.
+    pub max_clients_per_uid: usize,
+}
+
+impl SocketConfig {
+    /// The subscriber limits the publisher enforces.
+    pub fn limits(&self) -> ClientLimits {
+        ClientLimits {
+            max: self.max_clients,
+            per_uid: self.max_clients_per_uid,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -530,6 +563,7 @@ struct RawSocket {
     path: Option<PathBuf>,
     mode: Option<FileMode>,
     max_clients: Option<usize>,
+    max_clients_per_uid: Option<usize>,
 }
 
 /// How reclaim is done.
@@ -687,7 +721,8 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
         None => SocketConfig {
             path: PathBuf::from(DEFAULT_SOCKET),
             mode: 0o660,
-            max_clients: 16,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_clients_per_uid: DEFAULT_MAX_CLIENTS_PER_UID,
         },
         Some(socket) => {
             let path = socket.path.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
@@ -701,14 +736,24 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
             if path.as_os_str().len() > 107 {
                 return Err(at("socket", "socket path is longer than 107 bytes".into()));
             }
-            let max_clients = socket.max_clients.unwrap_or(16);
+            let max_clients = socket.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS);
             if !(1..=256).contains(&max_clients) {
                 return Err(at("socket", "socket max_clients must be 1 to 256".into()));
+            }
+            let max_clients_per_uid = socket
+                .max_clients_per_uid
+                .unwrap_or(DEFAULT_MAX_CLIENTS_PER_UID.min(max_clients));
+            if !(1..=max_clients).contains(&max_clients_per_uid) {
+                return Err(at(
+                    "socket",
+                    format!("socket max_clients_per_uid must be 1 to max_clients ({max_clients})"),
+                ));
             }
             SocketConfig {
                 path,
                 mode: socket.mode.map_or(0o660, |FileMode(mode)| mode),
                 max_clients,
+                max_clients_per_uid,
             }
         }
     };
@@ -866,6 +911,25 @@ mod tests {
         assert_eq!(critical.stages[1].after, Duration::from_secs(5));
         assert_eq!(critical.stages[1].repeat, Some(Duration::from_secs(10)));
         assert!(config.kill.avoid[0].0.is_match("sshd"));
+    }
+
+    #[test]
+    fn socket_limits_default_and_are_checked() {
+        let levels = "levels:\n  - name: low\n    enter: { available: 5% }\n";
+        let config = parse(levels).unwrap();
+        assert_eq!(config.socket.max_clients, 16);
+        assert_eq!(config.socket.max_clients_per_uid, 4);
+        let small = parse(&format!("socket: {{ max_clients: 2 }}\n{levels}")).unwrap();
+        assert_eq!(small.socket.max_clients_per_uid, 2, "never above the total");
+        let message = error(&format!(
+            "socket: {{ max_clients: 8, max_clients_per_uid: 9 }}\n{levels}"
+        ))
+        .reason;
+        assert!(
+            message.contains("max_clients_per_uid must be 1 to max_clients (8)"),
+            "{message}"
+        );
+        error(&format!("socket: {{ max_clients_per_uid: 0 }}\n{levels}"));
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Daemon {
         let publisher = Publisher::bind(
             &config.socket.path,
             config.socket.mode,
-            config.socket.max_clients,
+            config.socket.limits(),
         )
         .map_err(|error| {
             StartError::Other(format!("socket {}: {error}", config.socket.path.display()))
@@ -468,8 +468,10 @@ impl Daemon {
                 format_args!("backend and psi settings change only on restart"),
             );
         }
+        // New limits apply to later connections; those already in stay.
+        self.publisher.set_limits(new.socket.limits());
         if new.socket.path != self.config.socket.path || new.socket.mode != self.publisher.mode() {
-            match Publisher::bind(&new.socket.path, new.socket.mode, new.socket.max_clients) {
+            match Publisher::bind(&new.socket.path, new.socket.mode, new.socket.limits()) {
                 Ok(publisher) => self.publisher = publisher,
                 Err(error) => self.logger.always(
                     Severity::Error,

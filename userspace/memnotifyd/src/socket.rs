@@ -2,7 +2,8 @@
 //! every subscriber; a `query` line gets the current state back.
 //!
 //! Nothing here blocks: a subscriber that does not keep up (its socket buffer
-//! is full) or sends garbage is dropped.
+//! is full) or sends garbage is dropped. Subscribers are limited in all and per
+//! user (root excepted), so one user's idle connections cannot lock others out.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -10,11 +11,15 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+pub use memnotifyd::config::ClientLimits;
+
 /// A request line longer than this closes the connection.
 const REQUEST_MAX: usize = 64;
 
 struct Client {
     stream: UnixStream,
+    /// The peer's user (SO_PEERCRED at accept time).
+    uid: u32,
     request: [u8; REQUEST_MAX],
     len: usize,
 }
@@ -39,18 +44,21 @@ pub fn parse_request(line: &[u8]) -> Request {
 /// The answer to an unknown request.
 pub const UNKNOWN_REQUEST: &[u8] = b"{\"error\":\"unknown request: send query\"}\n";
 
+/// The answer to a connection over a limit, sent (if it fits) before hanging up.
+pub const TOO_MANY: &[u8] = b"{\"error\":\"too many connections\"}\n";
+
 /// The listening socket and its subscribers.
 pub struct Publisher {
     listener: UnixListener,
     path: PathBuf,
     mode: u32,
     clients: Vec<Client>,
-    max: usize,
+    limits: ClientLimits,
 }
 
 impl Publisher {
     /// Creates the socket at `path` with `mode`, replacing a stale one left by a crash.
-    pub fn bind(path: &Path, mode: u32, max: usize) -> std::io::Result<Publisher> {
+    pub fn bind(path: &Path, mode: u32, limits: ClientLimits) -> std::io::Result<Publisher> {
         if let Ok(metadata) = std::fs::symlink_metadata(path) {
             if !metadata.file_type().is_socket() {
                 return Err(std::io::Error::new(
@@ -83,8 +91,8 @@ impl Publisher {
             listener,
             path: path.to_path_buf(),
             mode,
-            clients: Vec::with_capacity(max),
-            max,
+            clients: Vec::with_capacity(limits.max),
+            limits,
         })
     }
 
@@ -110,18 +118,36 @@ impl Publisher {
             .chain(self.clients.iter().map(|client| client.stream.as_raw_fd()))
     }
 
-    /// Accepts waiting connections (beyond the maximum they are closed at once).
+    /// Accepts waiting connections; those over a limit get an error line and are closed.
     pub fn accept(&mut self) {
         while let Ok((stream, _)) = self.listener.accept() {
-            if self.clients.len() >= self.max || stream.set_nonblocking(true).is_err() {
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            // Without credentials the peer counts as an ordinary user.
+            let uid = rustix::net::sockopt::socket_peercred(&stream)
+                .map_or(u32::MAX, |cred| cred.uid.as_raw());
+            let same_uid = self
+                .clients
+                .iter()
+                .filter(|client| client.uid == uid)
+                .count();
+            if !self.limits.admits(uid, same_uid, self.clients.len()) {
+                let _ = (&stream).write(TOO_MANY);
                 continue;
             }
             self.clients.push(Client {
                 stream,
+                uid,
                 request: [0; REQUEST_MAX],
                 len: 0,
             });
         }
+    }
+
+    /// Changes the limits for later connections.
+    pub fn set_limits(&mut self, limits: ClientLimits) {
+        self.limits = limits;
     }
 
     /// Sends `line` to every subscriber, dropping those that cannot take it whole.
@@ -181,6 +207,20 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::os::unix::fs::PermissionsExt;
 
+    fn limits(max: usize) -> ClientLimits {
+        ClientLimits { max, per_uid: max }
+    }
+
+    #[test]
+    fn limits_apply_in_all_and_per_user_but_root() {
+        let limits = ClientLimits { max: 4, per_uid: 2 };
+        assert!(limits.admits(1000, 1, 3));
+        assert!(!limits.admits(1000, 2, 2), "user 1000 has its share");
+        assert!(limits.admits(1001, 0, 2), "others still get in");
+        assert!(limits.admits(0, 3, 3), "root is not limited per user");
+        assert!(!limits.admits(0, 4, 4), "nor is anybody over the total");
+    }
+
     fn path(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("mnd-{name}-{}.sock", std::process::id()))
     }
@@ -195,7 +235,7 @@ mod tests {
     #[test]
     fn publishes_and_answers_queries() {
         let path = path("pub");
-        let mut publisher = Publisher::bind(&path, 0o600, 2).unwrap();
+        let mut publisher = Publisher::bind(&path, 0o600, limits(2)).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let first = UnixStream::connect(&path).unwrap();
@@ -203,6 +243,9 @@ mod tests {
         let third = UnixStream::connect(&path).unwrap();
         publisher.accept();
         assert_eq!(publisher.clients(), 2, "the third is over the maximum");
+        let mut refusal = String::new();
+        BufReader::new(&third).read_line(&mut refusal).unwrap();
+        assert_eq!(refusal.as_bytes(), TOO_MANY);
         drop(third);
         publisher.broadcast(b"{\"event\":\"change\"}\n");
         let mut reader = BufReader::new(first.try_clone().unwrap());
@@ -233,16 +276,16 @@ mod tests {
     #[test]
     fn stale_sockets_are_replaced_and_live_ones_kept() {
         let path = path("stale");
-        let first = Publisher::bind(&path, 0o660, 1).unwrap();
-        assert!(Publisher::bind(&path, 0o660, 1).is_err(), "in use");
+        let first = Publisher::bind(&path, 0o660, limits(1)).unwrap();
+        assert!(Publisher::bind(&path, 0o660, limits(1)).is_err(), "in use");
         drop(first);
         // A crash: the socket file stays, nobody listens.
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
-        let second = Publisher::bind(&path, 0o660, 1).expect("stale socket replaced");
+        let second = Publisher::bind(&path, 0o660, limits(1)).expect("stale socket replaced");
         drop(second);
         std::fs::write(&path, "not a socket").unwrap();
-        assert!(Publisher::bind(&path, 0o660, 1).is_err());
+        assert!(Publisher::bind(&path, 0o660, limits(1)).is_err());
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -35,6 +35,8 @@ usage: mn-probe <command> [args]
                                               tolerating a module being removed; print counts
   daemon-socket PATH                          memnotifyd's socket against other users, garbage,
                                               stalled, vanished and too many clients
+  daemon-socket-per-uid PATH N                with the socket open to all: uid 1000 gets N
+                                              subscriptions, uid 1001 and root still get in
 ";
 
 fn main() -> ExitCode {
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Some("compare") => compare(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("daemon-socket") => socket::daemon_socket(&args[1..]),
+        Some("daemon-socket-per-uid") => socket::daemon_socket_per_uid(&args[1..]),
         Some("race-open") => race_open(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
