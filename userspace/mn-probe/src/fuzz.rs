@@ -137,14 +137,16 @@ impl Context {
     }
 
     /// Reads with a buffer of `size` (at `offset` with pread) and checks what came back.
-    fn read_checked(&self, fd: i32, size: usize, offset: Option<i64>, what: &str) {
+    /// The offset is a full 64-bit `loff_t` on every target (`pread64`): on 32-bit ARM
+    /// `off_t` is 32 bits, which would hide the kernel's large-offset edges.
+    fn read_checked(&self, fd: i32, size: usize, offset: Option<libc::off64_t>, what: &str) {
         let mut buf = vec![0u8; size];
         let past_end = offset.is_none() && ends_past_loff_max(fd, size);
         // SAFETY: `buf` is a valid, writable buffer of `size` bytes.
         let n = unsafe {
             match offset {
                 None => libc::read(fd, buf.as_mut_ptr().cast(), size),
-                Some(offset) => libc::pread(fd, buf.as_mut_ptr().cast(), size, offset),
+                Some(offset) => libc::pread64(fd, buf.as_mut_ptr().cast(), size, offset),
             }
         };
         let err = errno();
@@ -154,8 +156,9 @@ impl Context {
         });
         if n < 0 {
             // The VFS refuses a negative offset, or one whose end does not fit a loff_t.
-            let bad_offset = offset
-                .is_some_and(|offset| offset < 0 || offset.checked_add(size as i64).is_none());
+            let bad_offset = offset.is_some_and(|offset| {
+                offset < 0 || offset.checked_add(size as libc::off64_t).is_none()
+            });
             if !((bad_offset || past_end) && err == libc::EINVAL) {
                 self.fail(format!(
                     "{what}: read of {size} at {offset:?} failed with errno {err}"
@@ -177,8 +180,8 @@ impl Context {
 /// (after an `lseek` far out), which the VFS refuses with EINVAL.
 fn ends_past_loff_max(fd: i32, count: usize) -> bool {
     // SAFETY: lseek on our descriptor, not moving it.
-    let position = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    position >= 0 && position.checked_add(count as i64).is_none()
+    let position = unsafe { libc::lseek64(fd, 0, libc::SEEK_CUR) };
+    position >= 0 && position.checked_add(count as libc::off64_t).is_none()
 }
 
 /// A read returns the start of one line: `used ...`, printable, at most `LINE_MAX` bytes,
@@ -483,7 +486,7 @@ fn single_file(ctx: &Context, rng: &mut Rng, used: u64, deadline: Instant) -> Re
         4096,
         1 << 20,
     ];
-    let offsets = [0i64, 1, 2, 7, 254, 255, 256, 4096, i64::MAX, -1, i64::MIN];
+    let offsets: [libc::off64_t; 11] = [0, 1, 2, 7, 254, 255, 256, 4096, i64::MAX, -1, i64::MIN];
     for &size in &sizes {
         for &offset in &offsets {
             ctx.read_checked(fd, size, Some(offset), "sizes and offsets");
@@ -505,7 +508,7 @@ fn single_file(ctx: &Context, rng: &mut Rng, used: u64, deadline: Instant) -> Re
             _ => {
                 let whence = *rng.pick(&[libc::SEEK_SET, libc::SEEK_CUR, libc::SEEK_END, 7]);
                 // SAFETY: lseek on our descriptor; any result is acceptable.
-                unsafe { libc::lseek(fd, *rng.pick(&offsets), whence) };
+                unsafe { libc::lseek64(fd, *rng.pick(&offsets), whence) };
             }
         }
     }
