@@ -52,6 +52,9 @@ const PACKAGES: &[&str] = &[
     "gcc-aarch64-linux-gnu",
     "libc6-dev-arm64-cross",
     "libstd-rust-web-dev:arm64",
+    // ARMv7: only the cross linker and glibc; std is built from rust-web-src's library.
+    "gcc-arm-linux-gnueabihf",
+    "libc6-dev-armhf-cross",
 ];
 
 /// Packages that must come from bookworm-backports (bookworm's QEMU 7.2 conflicts with the
@@ -401,6 +404,18 @@ pub fn setup(verbose: bool) -> Result<()> {
         );
     }
     say(format!("ok   Rust core source ({})", core_src.display()));
+    // `-Zbuild-std` (the ARMv7 userspace) resolves std's dependencies with this lockfile.
+    let std_lockfile = Path::new("/usr/lib/rustlib/src/rust/library/Cargo.lock");
+    if !std_lockfile.exists() {
+        bail!(
+            "{} is missing: rust-web-src did not install std's lockfile",
+            std_lockfile.display()
+        );
+    }
+    say(format!(
+        "ok   Rust std lockfile ({})",
+        std_lockfile.display()
+    ));
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! `cargo xtask userspace`: static guest binaries of every userspace crate.
 //!
-//! Built with Debian's rustc (it ships the arm64 standard library; rustup's toolchain here
-//! has no other targets) into `target/guest/`, apart from the host build's artefacts.
+//! Built with Debian's rustc 1.96 (rustup's toolchain here has no other targets). The
+//! x86_64 and arm64 standard libraries come packaged (native, `libstd-rust-web-dev:arm64`);
+//! for armhf Debian's packaged std may be older than the compiler (bookworm's is 1.85), so
+//! ARMv7 builds std from the compiler's own source (`rust-web-src`) with `-Zbuild-std`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,10 +26,39 @@ pub const GUEST_BINARIES: &[&str] = &[
     "mn-bench",
 ];
 
+/// The crates `-Zbuild-std` builds: the release profile aborts on panic, so `panic_abort`
+/// has to be among them.
+const BUILD_STD_CRATES: &str = "std,panic_abort";
+
+/// Whether `arch`'s standard library is built from source rather than taken from a package.
+fn builds_std_from_source(arch: Arch) -> bool {
+    arch == Arch::Arm
+}
+
+/// The C cross compiler that links `arch`'s binaries against its static glibc.
+fn cross_linker(arch: Arch) -> Option<&'static str> {
+    match arch {
+        Arch::X86_64 => None,
+        Arch::Arm64 => Some("aarch64-linux-gnu-gcc"),
+        Arch::Arm => Some("arm-linux-gnueabihf-gcc"),
+    }
+}
+
+/// Cargo's target directory for `arch`. Builds of std from source use their own: the
+/// nightly switches they need change the fingerprints of the shared host artefacts (build
+/// scripts, proc macros), which would otherwise be rebuilt at every change of architecture.
+fn guest_target_dir(arch: Arch) -> PathBuf {
+    if builds_std_from_source(arch) {
+        target_dir().join("guest-build-std")
+    } else {
+        target_dir().join("guest")
+    }
+}
+
 /// Builds the guest binaries for `arch` and returns their paths.
 pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {
     let target = arch.rust_target();
-    let target_root = target_dir().join("guest");
+    let target_root = guest_target_dir(arch);
     let mut cargo = Command::new("cargo");
     cargo
         .current_dir(project_root())
@@ -38,11 +69,20 @@ pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {
     for package in GUEST_PACKAGES {
         cargo.args(["-p", package]);
     }
-    if arch == Arch::Arm64 {
-        cargo.env(
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
-            "aarch64-linux-gnu-gcc",
+    if let Some(linker) = cross_linker(arch) {
+        let variable = format!(
+            "CARGO_TARGET_{}_LINKER",
+            target.to_uppercase().replace('-', "_")
         );
+        cargo.env(variable, linker);
+    }
+    if builds_std_from_source(arch) {
+        // -Zbuild-std is unstable; RUSTC_BOOTSTRAP lets the stable cargo and rustc use it.
+        // Cargo takes std's source and lockfile from the sysroot of KERNEL_RUSTC, so the
+        // library matches the compiler exactly; std's dependencies come from crates.io.
+        cargo
+            .env("RUSTC_BOOTSTRAP", "1")
+            .arg(format!("-Zbuild-std={BUILD_STD_CRATES}"));
     }
     let log = target_dir().join(format!("logs/userspace-{}.log", arch.name()));
     run_logged(
