@@ -1018,6 +1018,22 @@ mod tests {
                 "not a duration",
             ),
             ("levels:\n  - name: a\n    enter: {available: 101%}\n", "out of range"),
+            (
+                "levels:\n  - name: a\n    enter: {available: [1]}\n",
+                "expected an amount (1234, 64M, 10%), found a list",
+            ),
+            (
+                "levels:\n  - name: a\n    enter: {available: -5}\n",
+                "expected an amount (1234, 64M, 10%), found a negative or fractional number",
+            ),
+            (
+                "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n        after: {s: 1}\n",
+                "expected a duration (500ms, 5s, 2m), found a mapping",
+            ),
+            (
+                "hook_timeout: 1.5\nlevels:\n  - name: a\n    enter: {available: 1}\n",
+                "expected a duration (500ms, 5s, 2m), found a negative or fractional number",
+            ),
             ("backend: magic\nlevels:\n  - name: a\n    enter: {available: 1}\n", "unknown backend"),
             ("socket: {path: relative.sock}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "absolute"),
             ("socket: {mode: \"0999\"}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "octal"),
@@ -1052,6 +1068,10 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        let numbers = "hook_timeout: 7\nlevels:\n  - name: a\n    enter: {available: 4096}\n";
+        let config = parse(numbers).unwrap();
+        assert_eq!(config.hook_timeout, Duration::from_secs(7));
+        assert_eq!(config.levels[0].bounds[0].enter.as_str(), "4096");
         for bad in ["", "s", "-1s", "1.5s", "5x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
