@@ -148,18 +148,24 @@ impl Amount {
 
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(deserializer)?;
-        let text = match value {
-            serde_yaml::Value::Number(number) if number.as_u64().is_some() => number.to_string(),
-            serde_yaml::Value::String(text) => text,
-            other => {
-                return Err(D::Error::custom(format!(
-                    "expected an amount (1234, 64M, 10%), found {}",
-                    describe(&other)
-                )))
-            }
-        };
+        let text = scalar_text(deserializer, "an amount (1234, 64M, 10%)")?;
         Amount::parse(&text).map_err(D::Error::custom)
+    }
+}
+
+/// A value written either as a whole number or as a string (`64M`, `5s`), as text for
+/// the caller's parser; anything else is an error saying it expected `expected`.
+fn scalar_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    expected: &str,
+) -> Result<String, D::Error> {
+    match serde_yaml::Value::deserialize(deserializer)? {
+        serde_yaml::Value::Number(number) if number.as_u64().is_some() => Ok(number.to_string()),
+        serde_yaml::Value::String(text) => Ok(text),
+        other => Err(D::Error::custom(format!(
+            "expected {expected}, found {}",
+            describe(&other)
+        ))),
     }
 }
 
@@ -206,17 +212,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(deserializer)?;
-        let text = match value {
-            serde_yaml::Value::Number(number) if number.as_u64().is_some() => number.to_string(),
-            serde_yaml::Value::String(text) => text,
-            other => {
-                return Err(D::Error::custom(format!(
-                    "expected a duration (500ms, 5s, 2m), found {}",
-                    describe(&other)
-                )))
-            }
-        };
+        let text = scalar_text(deserializer, "a duration (500ms, 5s, 2m)")?;
         parse_duration(&text).map(Dur).map_err(D::Error::custom)
     }
 }
