@@ -178,15 +178,7 @@ impl Backend for Device {
         };
         // The module evaluates the same state machine; running it here too tells
         // which figure crossed and which way.
-        let crossings = self.watch.evaluate(&snapshot.figures);
-        if !crossings.any() {
-            return Ok(None);
-        }
-        Ok(Some(Event {
-            snapshot,
-            crossings,
-            thresholds: *self.watch.thresholds(),
-        }))
+        Ok(Event::from_watch(&mut self.watch, snapshot))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use memnotify_proto::{Crossings, Figure, Snapshot, Thresholds};
+use memnotify_proto::{Crossings, Figure, Snapshot, Thresholds, Watch};
 
 /// Which way a figure crossed its threshold.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,6 +54,20 @@ pub struct Event {
 }
 
 impl Event {
+    /// Runs `watch` (the module's crossing state machine, kept by each backend) on
+    /// `snapshot`: the event, with the thresholds in force, when anything crossed.
+    pub(crate) fn from_watch(watch: &mut Watch, snapshot: Snapshot) -> Option<Event> {
+        let crossings = watch.evaluate(&snapshot.figures);
+        if !crossings.any() {
+            return None;
+        }
+        Some(Event {
+            snapshot,
+            crossings,
+            thresholds: *watch.thresholds(),
+        })
+    }
+
     /// Each crossing, in figure order.
     pub fn crossings(&self) -> impl Iterator<Item = Crossing> + '_ {
         Figure::ALL.into_iter().filter_map(move |figure| {
@@ -78,7 +92,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use memnotify_proto::{Figures, Watch};
+    use memnotify_proto::Figures;
 
     #[test]
     fn crossings_follow_the_watch() {
@@ -92,15 +106,17 @@ mod tests {
         let mut after = before;
         after.set(Figure::Used, 120);
         after.set(Figure::Available, 60);
-        let crossings = watch.evaluate(&after);
-        let event = Event {
-            snapshot: Snapshot {
-                figures: after,
-                ..Snapshot::default()
-            },
-            crossings,
-            thresholds,
+        let snapshot = Snapshot {
+            figures: after,
+            ..Snapshot::default()
         };
+        let event = Event::from_watch(&mut watch, snapshot).expect("both crossed");
+        assert_eq!(event.snapshot, snapshot);
+        assert_eq!(event.thresholds, thresholds);
+        assert!(
+            Event::from_watch(&mut watch, snapshot).is_none(),
+            "nothing crosses again"
+        );
         let seen: Vec<_> = event.crossings().collect();
         assert_eq!(
             seen,

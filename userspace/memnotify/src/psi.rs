@@ -234,18 +234,13 @@ impl Backend for Psi {
     }
 
     fn check(&mut self) -> Result<Option<Event>, Error> {
-        let mut snapshot = self.sample()?;
-        let crossings = self.watch.evaluate(&snapshot.figures);
-        if !crossings.any() {
+        let snapshot = self.sample()?;
+        let Some(mut event) = Event::from_watch(&mut self.watch, snapshot) else {
             return Ok(None);
-        }
+        };
         self.seq += 1;
-        snapshot.seq = self.seq;
-        Ok(Some(Event {
-            snapshot,
-            crossings,
-            thresholds: *self.watch.thresholds(),
-        }))
+        event.snapshot.seq = self.seq;
+        Ok(Some(event))
     }
 }
 

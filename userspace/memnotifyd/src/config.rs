@@ -148,18 +148,24 @@ impl Amount {
 
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(deserializer)?;
-        let text = match value {
-            serde_yaml::Value::Number(number) if number.as_u64().is_some() => number.to_string(),
-            serde_yaml::Value::String(text) => text,
-            other => {
-                return Err(D::Error::custom(format!(
-                    "expected an amount (1234, 64M, 10%), found {}",
-                    describe(&other)
-                )))
-            }
-        };
+        let text = scalar_text(deserializer, "an amount (1234, 64M, 10%)")?;
         Amount::parse(&text).map_err(D::Error::custom)
+    }
+}
+
+/// A value written either as a whole number or as a string (`64M`, `5s`), as text for
+/// the caller's parser; anything else is an error saying it expected `expected`.
+fn scalar_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    expected: &str,
+) -> Result<String, D::Error> {
+    match serde_yaml::Value::deserialize(deserializer)? {
+        serde_yaml::Value::Number(number) if number.as_u64().is_some() => Ok(number.to_string()),
+        serde_yaml::Value::String(text) => Ok(text),
+        other => Err(D::Error::custom(format!(
+            "expected {expected}, found {}",
+            describe(&other)
+        ))),
     }
 }
 
@@ -206,17 +212,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(deserializer)?;
-        let text = match value {
-            serde_yaml::Value::Number(number) if number.as_u64().is_some() => number.to_string(),
-            serde_yaml::Value::String(text) => text,
-            other => {
-                return Err(D::Error::custom(format!(
-                    "expected a duration (500ms, 5s, 2m), found {}",
-                    describe(&other)
-                )))
-            }
-        };
+        let text = scalar_text(deserializer, "a duration (500ms, 5s, 2m)")?;
         parse_duration(&text).map(Dur).map_err(D::Error::custom)
     }
 }
@@ -1018,6 +1014,22 @@ mod tests {
                 "not a duration",
             ),
             ("levels:\n  - name: a\n    enter: {available: 101%}\n", "out of range"),
+            (
+                "levels:\n  - name: a\n    enter: {available: [1]}\n",
+                "expected an amount (1234, 64M, 10%), found a list",
+            ),
+            (
+                "levels:\n  - name: a\n    enter: {available: -5}\n",
+                "expected an amount (1234, 64M, 10%), found a negative or fractional number",
+            ),
+            (
+                "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n        after: {s: 1}\n",
+                "expected a duration (500ms, 5s, 2m), found a mapping",
+            ),
+            (
+                "hook_timeout: 1.5\nlevels:\n  - name: a\n    enter: {available: 1}\n",
+                "expected a duration (500ms, 5s, 2m), found a negative or fractional number",
+            ),
             ("backend: magic\nlevels:\n  - name: a\n    enter: {available: 1}\n", "unknown backend"),
             ("socket: {path: relative.sock}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "absolute"),
             ("socket: {mode: \"0999\"}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "octal"),
@@ -1052,6 +1064,10 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        let numbers = "hook_timeout: 7\nlevels:\n  - name: a\n    enter: {available: 4096}\n";
+        let config = parse(numbers).unwrap();
+        assert_eq!(config.hook_timeout, Duration::from_secs(7));
+        assert_eq!(config.levels[0].bounds[0].enter.as_str(), "4096");
         for bad in ["", "s", "-1s", "1.5s", "5x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

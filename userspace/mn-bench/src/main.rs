@@ -5,6 +5,7 @@
 //! Every figure is measured here, in repeated trials summarised by medians; one that
 //! cannot be measured is reported `null` with the reason.
 
+mod contract;
 mod cost;
 mod device;
 mod earlyoom;

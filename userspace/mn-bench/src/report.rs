@@ -3,28 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-/// Starts the line that carries the JSON report.
-pub const MARKER: &str = "MN-BENCH-JSON ";
-
-/// The figures issue 7 asks for, in table order; each one is in every report, measured
-/// or `null` with the reason.
-pub const REQUIRED: &[&str] = &[
-    "eval_ns_1",
-    "eval_ns_10000",
-    "meminfo_read_ns",
-    "wake_latency_us_p50",
-    "wake_latency_us_p99",
-    "wake_all_10000_us",
-    "bytes_per_client",
-    "idle_wakeups_per_s_no_clients",
-    "idle_wakeups_per_s_far",
-    "overshoot_kib_memnotify",
-    "overshoot_kib_poll_100ms",
-    "overshoot_kib_psi",
-    "overshoot_kib_earlyoom",
-    "daemon_rss_kib",
-    "earlyoom_rss_kib",
-];
+use crate::contract::{MARKER, REQUIRED};
 
 /// One measured quantity.
 #[derive(Clone, Debug, PartialEq)]

@@ -270,10 +270,12 @@ pub fn uname() -> String {
         return "unknown".to_string();
     }
     let field = |chars: &[libc::c_char]| {
+        // c_char is i8 on x86_64 and u8 on ARM: reinterpret the byte without a cast,
+        // which would be a no-op (and a clippy finding) on one of them.
         let bytes: Vec<u8> = chars
             .iter()
             .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
+            .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
             .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
