@@ -19,27 +19,11 @@ use crate::qemu::{self, Boot, Mode};
 use crate::util::{cache_dir, output_of, target_dir};
 use crate::{Arch, Cell};
 
-/// The line of the guest's console that carries the report.
-const MARKER: &str = "MN-BENCH-JSON ";
-
-/// The figures issue 7 asks for, in table order (the guest's `report::REQUIRED`).
-const REQUIRED: &[&str] = &[
-    "eval_ns_1",
-    "eval_ns_10000",
-    "meminfo_read_ns",
-    "wake_latency_us_p50",
-    "wake_latency_us_p99",
-    "wake_all_10000_us",
-    "bytes_per_client",
-    "idle_wakeups_per_s_no_clients",
-    "idle_wakeups_per_s_far",
-    "overshoot_kib_memnotify",
-    "overshoot_kib_poll_100ms",
-    "overshoot_kib_psi",
-    "overshoot_kib_earlyoom",
-    "daemon_rss_kib",
-    "earlyoom_rss_kib",
-];
+/// The marker of the report's console line and the figures every report carries, in
+/// table order: the guest's own definitions (mn-bench), so the two cannot drift.
+#[path = "../../userspace/mn-bench/src/contract.rs"]
+mod contract;
+use contract::{MARKER, REQUIRED};
 
 /// Ratios the issue's aims are stated in: (name, numerator, denominator, aim).
 const RATIOS: &[(&str, &str, &str, &str)] = &[
