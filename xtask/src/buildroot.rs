@@ -2050,6 +2050,78 @@ mod tests {
     }
 
     #[test]
+    fn qemu_boards_and_arch_come_from_the_defconfig() {
+        assert!(is_qemu_board("memnotify_qemu_arm_virt_noswap_defconfig"));
+        assert!(is_qemu_board("memnotify_qemu_x86_64_defconfig"));
+        assert!(!is_qemu_board("memnotify_beaglebone_defconfig"));
+        let arm = Defconfig::parse("BR2_arm=y\nBR2_cortex_a8=y\n");
+        assert_eq!(defconfig_arch(&arm), Some(crate::Arch::Arm));
+        let arm64 = Defconfig::parse("BR2_aarch64=y\n");
+        assert_eq!(defconfig_arch(&arm64), Some(crate::Arch::Arm64));
+        assert_eq!(defconfig_arch(&Defconfig::parse("BR2_mips=y\n")), None);
+    }
+
+    #[test]
+    fn kernel_base_follows_linux_mk_choices() {
+        let default = Defconfig::parse("BR2_LINUX_KERNEL_USE_ARCH_DEFAULT_CONFIG=y\n");
+        assert_eq!(
+            kernel_base(&default),
+            Ok(KernelBase::Target("defconfig".into()))
+        );
+        let named = Defconfig::parse("BR2_LINUX_KERNEL_DEFCONFIG=\"omap2plus\"\n");
+        assert_eq!(
+            kernel_base(&named),
+            Ok(KernelBase::Target("omap2plus_defconfig".into()))
+        );
+        let custom = Defconfig::parse(
+            "BR2_LINUX_KERNEL_USE_CUSTOM_CONFIG=y\n\
+             BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE=\"board/qemu/x86_64/linux.config\"\n",
+        );
+        assert_eq!(
+            kernel_base(&custom),
+            Ok(KernelBase::File("board/qemu/x86_64/linux.config".into()))
+        );
+        assert!(kernel_base(&Defconfig::parse("BR2_LINUX_KERNEL=y\n")).is_err());
+    }
+
+    #[test]
+    fn buildroot_fixups_depend_on_the_defconfig() {
+        let arm = buildroot_kernel_fixups(&Defconfig::parse(
+            "BR2_arm=y\nBR2_PACKAGE_MEMNOTIFY_MODULE=y\nBR2_ROOTFS_DEVICE_CREATION_DYNAMIC_MDEV=y\n",
+        ))
+        .join(" ");
+        for wanted in [
+            "-e MODULES",
+            "-e AEABI",
+            "-e DEVTMPFS",
+            "-e NET",
+            "-e KERNEL_GZIP",
+            "-d KERNEL_XZ",
+            "-d GCC_PLUGINS",
+        ] {
+            assert!(arm.contains(wanted), "{wanted} in {arm}");
+        }
+        let static_x86 = buildroot_kernel_fixups(&Defconfig::parse(
+            "BR2_x86_64=y\nBR2_ROOTFS_DEVICE_CREATION_STATIC=y\n",
+        ))
+        .join(" ");
+        assert!(!static_x86.contains("AEABI") && !static_x86.contains("DEVTMPFS"));
+        assert!(!static_x86.contains("MODULES"));
+    }
+
+    #[test]
+    fn kernel_config_needs_rust_modules_and_arm_mode() {
+        let good = "CONFIG_RUST=y\nCONFIG_MODULES=y\n# CONFIG_THUMB2_KERNEL is not set\n";
+        assert!(kernel_config_problems(good, crate::Arch::Arm).is_empty());
+        let thumb = "CONFIG_RUST=y\nCONFIG_MODULES=y\nCONFIG_THUMB2_KERNEL=y\n";
+        assert_eq!(kernel_config_problems(thumb, crate::Arch::Arm).len(), 1);
+        assert_eq!(
+            kernel_config_problems("CONFIG_MODULES=y\n", crate::Arch::X86_64),
+            ["CONFIG_RUST=y is missing"]
+        );
+    }
+
+    #[test]
     fn external_path_is_expanded_in_both_spellings() {
         let tree = Path::new("/t");
         assert_eq!(
