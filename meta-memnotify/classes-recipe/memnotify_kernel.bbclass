@@ -67,6 +67,14 @@ do_memnotify_configcheck() {
     $fragment wants '$line', the kernel has '$actual'"
         done < ${UNPACKDIR}/$fragment
     done
+    # 32-bit ARM: the Rust code is ARM-mode (arm-unknown-linux-gnueabi), and the patch that enables
+    # Rust there (kernel-module/patches) offers HAVE_RUST only to ARM-mode kernels. Say so, rather
+    # than only that CONFIG_RUST is gone, when a machine's kernel configuration asks for Thumb-2.
+    if grep -qx 'CONFIG_THUMB2_KERNEL=y' ${B}/.config; then
+        lost="$lost
+    CONFIG_THUMB2_KERNEL=y: Rust on 32-bit ARM needs an ARM-mode kernel; add a fragment with
+    '# CONFIG_THUMB2_KERNEL is not set' to this machine's kernel (see meta-memnotify/README.md)"
+    fi
     if [ -n "$lost" ]; then
         bbfatal "the kernel configuration lost options memnotify needs:$lost"
     fi

@@ -29,8 +29,14 @@ const EXTERNAL_PATH_VAR: &str = "BR2_EXTERNAL_MEMNOTIFY_PATH";
 const BUILDROOT_SERIES: &str = "2025.02";
 /// The kernel series every defconfig must pin.
 const KERNEL_SERIES: &str = "6.12.";
-/// The boards; each has `<board>_defconfig` (swap on) and `<board>_noswap_defconfig`.
-const BOARDS: [&str; 2] = ["memnotify_qemu_x86_64", "memnotify_qemu_aarch64_virt"];
+/// The QEMU boards; each has `<board>_defconfig` (swap on) and `<board>_noswap_defconfig`.
+const QEMU_BOARDS: [&str; 3] = [
+    "memnotify_qemu_x86_64",
+    "memnotify_qemu_aarch64_virt",
+    "memnotify_qemu_arm_virt",
+];
+/// Real hardware: one `<board>_defconfig` each, kernel with swap support, no QEMU.
+const HARDWARE_BOARDS: [&str; 1] = ["memnotify_beaglebone"];
 /// Host packages the kernel build must wait for (linux/linux-ext-memnotify-rust.mk).
 const KERNEL_RUST_HOST_TOOLS: [&str; 3] =
     ["host-rustc", "host-rust-bindgen", "host-memnotify-rust-src"];
@@ -49,11 +55,13 @@ pub fn check(sh: &Shell) -> Result<()> {
     check_defconfigs(&mut report, &root, &tree, &packages);
     check_scripts(&mut report, sh, &tree);
 
-    match std::env::var_os("MEMNOTIFY_BUILDROOT") {
-        Some(dir) if !dir.is_empty() => {
-            check_with_buildroot(&mut report, sh, &tree, Path::new(&dir))
-        }
-        _ => println!(
+    let buildroot = std::env::var_os("MEMNOTIFY_BUILDROOT")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from);
+    check_kernel_configs(&mut report, &tree, buildroot.as_deref());
+    match &buildroot {
+        Some(dir) => check_with_buildroot(&mut report, sh, &tree, dir),
+        None => println!(
             "skip Buildroot resolution and check-package: MEMNOTIFY_BUILDROOT is not set \
              (see {TREE}/README.md)"
         ),
@@ -539,9 +547,10 @@ fn check_defconfigs(report: &mut Report, root: &Path, tree: &Path, packages: &Pa
         .unwrap_or_default();
     names.sort();
 
-    let expected: Vec<String> = BOARDS
+    let expected: Vec<String> = QEMU_BOARDS
         .iter()
         .flat_map(|b| [format!("{b}_defconfig"), format!("{b}_noswap_defconfig")])
+        .chain(HARDWARE_BOARDS.iter().map(|b| format!("{b}_defconfig")))
         .collect();
     let absent: Vec<_> = expected
         .iter()
@@ -549,11 +558,15 @@ fn check_defconfigs(report: &mut Report, root: &Path, tree: &Path, packages: &Pa
         .cloned()
         .collect();
     report.record(
-        "configs/ has a swap and a no-swap defconfig for x86_64 and aarch64",
-        if absent.is_empty() {
-            Ok(format!("{}", names.len()))
-        } else {
+        "configs/ has a swap and a no-swap defconfig for x86_64, aarch64 and arm, and the BeagleBone's",
+        if !absent.is_empty() {
             Err(format!("missing {}", absent.join(", ")))
+        } else if let Some(unknown) = names.iter().find(|n| !expected.contains(n)) {
+            Err(format!(
+                "{unknown} is no known board: add it to QEMU_BOARDS or HARDWARE_BOARDS in xtask/src/buildroot.rs"
+            ))
+        } else {
+            Ok(format!("{}", names.len()))
         },
     );
 
@@ -572,7 +585,7 @@ fn check_defconfigs(report: &mut Report, root: &Path, tree: &Path, packages: &Pa
         parsed.insert(name.clone(), defconfig);
     }
 
-    for board in BOARDS {
+    for board in QEMU_BOARDS {
         let (Some(on), Some(off)) = (
             parsed.get(&format!("{board}_defconfig")),
             parsed.get(&format!("{board}_noswap_defconfig")),
@@ -662,10 +675,18 @@ fn check_one_defconfig(
             if !version.starts_with(KERNEL_SERIES) {
                 return Err(format!("kernel {version} is not {KERNEL_SERIES}x"));
             }
-            let patch_dir = defconfig
+            let patch_dirs = defconfig
                 .string("BR2_GLOBAL_PATCH_DIR")
                 .ok_or("BR2_GLOBAL_PATCH_DIR is missing")?;
-            let hash_file = expand_external(&patch_dir, tree).join("linux/linux.hash");
+            // Buildroot checks a download against the .hash files of every global patch
+            // directory; the kernel's is the tree's own.
+            let patch_dir = patch_dirs
+                .split_whitespace()
+                .find(|dir| dir.contains(EXTERNAL_PATH_VAR))
+                .ok_or_else(|| {
+                    format!("BR2_GLOBAL_PATCH_DIR has no ${EXTERNAL_PATH_VAR} directory")
+                })?;
+            let hash_file = expand_external(patch_dir, tree).join("linux/linux.hash");
             let hashes = parse_hash_file(&read(&hash_file)?);
             let tarball = format!("linux-{version}.tar.xz");
             if !hashes.contains_key(&tarball) {
@@ -722,19 +743,51 @@ fn check_one_defconfig(
                 .map(|w| expand_external(w, tree))
                 .collect();
             let configs = root.join("qemu/configs");
-            let wanted = [
+            let shared = [
                 configs.join("memnotify.config"),
                 configs.join(format!("swap-{}.config", on_off(swap_on))),
             ];
-            let matches = fragments.len() == wanted.len()
-                && fragments.iter().zip(&wanted).all(|(f, w)| same_file(f, w));
-            if matches {
-                Ok(String::new())
-            } else {
-                Err(format!("is '{value}'"))
+            // A QEMU board whose base kernel config is not a QEMU one (arm: multi_v7) may put
+            // the repository's own QEMU fragment of its architecture first.
+            let qemu_fragment = defconfig_arch(defconfig)
+                .filter(|_| is_qemu_board(name))
+                .map(|arch| configs.join(format!("qemu-{}.config", arch.name())));
+            let same = |wanted: &[&PathBuf]| {
+                fragments.len() == wanted.len()
+                    && fragments.iter().zip(wanted).all(|(f, w)| same_file(f, w))
+            };
+            let plain: Vec<&PathBuf> = shared.iter().collect();
+            if same(&plain) {
+                return Ok(String::new());
             }
+            if let Some(qemu) = &qemu_fragment {
+                let with_qemu: Vec<&PathBuf> = std::iter::once(qemu).chain(&shared).collect();
+                if same(&with_qemu) {
+                    return Ok(format!("after {}", relative(qemu, root)));
+                }
+            }
+            Err(format!("is '{value}'"))
         })(),
     );
+}
+
+/// Whether a defconfig belongs to one of the QEMU boards.
+fn is_qemu_board(name: &str) -> bool {
+    QEMU_BOARDS.iter().any(|board| {
+        name == format!("{board}_defconfig") || name == format!("{board}_noswap_defconfig")
+    })
+}
+
+/// The architecture a defconfig builds for (`BR2_x86_64`, `BR2_aarch64` or `BR2_arm`).
+fn defconfig_arch(defconfig: &Defconfig) -> Option<crate::Arch> {
+    [
+        ("BR2_x86_64", crate::Arch::X86_64),
+        ("BR2_aarch64", crate::Arch::Arm64),
+        ("BR2_arm", crate::Arch::Arm),
+    ]
+    .into_iter()
+    .find(|(symbol, _)| defconfig.is_enabled(symbol))
+    .map(|(_, arch)| arch)
 }
 
 fn on_off(on: bool) -> &'static str {
@@ -860,6 +913,322 @@ fn is_executable(path: &Path) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// Kernel configurations, resolved offline with the repository's kernel source
+
+/// Where a defconfig's kernel configuration starts (Buildroot's linux.mk choice).
+#[derive(Debug, PartialEq)]
+enum KernelBase {
+    /// A kernel make target: `<name>_defconfig`, or `defconfig` for the architecture's default.
+    Target(String),
+    /// A configuration file, relative to the Buildroot tree unless it names the external tree.
+    File(String),
+}
+
+impl std::fmt::Display for KernelBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelBase::Target(target) if target == "defconfig" => {
+                write!(f, "the architecture's defconfig")
+            }
+            KernelBase::Target(target) => write!(f, "{target}"),
+            KernelBase::File(file) => write!(f, "{file}"),
+        }
+    }
+}
+
+fn kernel_base(defconfig: &Defconfig) -> std::result::Result<KernelBase, String> {
+    if defconfig.is_enabled("BR2_LINUX_KERNEL_USE_ARCH_DEFAULT_CONFIG") {
+        return Ok(KernelBase::Target("defconfig".to_string()));
+    }
+    if defconfig.is_enabled("BR2_LINUX_KERNEL_USE_CUSTOM_CONFIG") {
+        return defconfig
+            .string("BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE")
+            .map(KernelBase::File)
+            .ok_or_else(|| "BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE is missing".to_string());
+    }
+    // BR2_LINUX_KERNEL_USE_DEFCONFIG, Buildroot's default choice.
+    defconfig
+        .string("BR2_LINUX_KERNEL_DEFCONFIG")
+        .map(|name| KernelBase::Target(format!("{name}_defconfig")))
+        .ok_or_else(|| "no kernel configuration choice (BR2_LINUX_KERNEL_DEFCONFIG)".to_string())
+}
+
+/// The options Buildroot's `LINUX_KCONFIG_FIXUP_CMDS` sets for this defconfig, as arguments of
+/// the kernel's `scripts/config` (the cases the memnotify defconfigs can reach).
+fn buildroot_kernel_fixups(defconfig: &Defconfig) -> Vec<String> {
+    let mut args: Vec<&str> = Vec::new();
+    // The kernel-module infrastructure (memnotify-module) needs modules.
+    if defconfig.is_enabled("BR2_PACKAGE_MEMNOTIFY_MODULE") {
+        args.extend(["-e", "MODULES"]);
+    }
+    // BR2_LINUX_KERNEL_GZIP is Buildroot's default compression.
+    args.extend(["-e", "KERNEL_GZIP"]);
+    for other in [
+        "KERNEL_BZIP2",
+        "KERNEL_LZ4",
+        "KERNEL_LZMA",
+        "KERNEL_LZO",
+        "KERNEL_XZ",
+        "KERNEL_ZSTD",
+    ] {
+        args.extend(["-d", other]);
+    }
+    if defconfig.is_enabled("BR2_arm") {
+        args.extend(["-e", "AEABI"]);
+    }
+    if !defconfig.is_enabled("BR2_ROOTFS_DEVICE_CREATION_STATIC") {
+        args.extend(["-e", "DEVTMPFS", "-e", "DEVTMPFS_MOUNT"]);
+    }
+    if defconfig.is_enabled("BR2_ROOTFS_DEVICE_CREATION_DYNAMIC_MDEV") {
+        args.extend(["-e", "NET"]);
+    }
+    args.extend(["-d", "GCC_PLUGINS"]);
+    args.into_iter().map(str::to_string).collect()
+}
+
+/// Problems of a resolved kernel `.config` beyond its fragments: Rust and modules on, and for
+/// 32-bit ARM an ARM-mode kernel (HAVE_RUST excludes THUMB2_KERNEL, see kernel-module/patches).
+fn kernel_config_problems(dotconfig: &str, arch: crate::Arch) -> Vec<String> {
+    let has = |line: &str| dotconfig.lines().any(|l| l == line);
+    let mut problems = Vec::new();
+    for wanted in ["CONFIG_RUST=y", "CONFIG_MODULES=y"] {
+        if !has(wanted) {
+            problems.push(format!("{wanted} is missing"));
+        }
+    }
+    if arch == crate::Arch::Arm && has("CONFIG_THUMB2_KERNEL=y") {
+        problems.push("CONFIG_THUMB2_KERNEL=y: the Rust code is ARM-mode".to_string());
+    }
+    problems
+}
+
+/// Runs a command quietly; on failure, the tail of its output.
+fn run_quiet(
+    mut command: std::process::Command,
+    what: &str,
+) -> std::result::Result<String, String> {
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        let lines: Vec<&str> = text.lines().collect();
+        Err(format!(
+            "{what} failed:\n{}",
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        ))
+    }
+}
+
+/// Configures the kernel of one defconfig the way Buildroot's linux.mk does (base
+/// configuration, `merge_config.sh -m` of the fragments, Buildroot's fixups, `olddefconfig`),
+/// with the repository's patched 6.12 source and the xtask toolchain, and checks the result.
+fn resolve_kernel_config(
+    source: &Path,
+    out: &Path,
+    arch: crate::Arch,
+    base: &Path,
+    base_target: Option<&str>,
+    fragments: &[PathBuf],
+    fixups: &[String],
+) -> std::result::Result<String, String> {
+    let _ = fs::remove_dir_all(out);
+    fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let in_source = crate::kernel::Kernel {
+        build_dir: source.to_path_buf(),
+        arch,
+    };
+    let in_out = crate::kernel::Kernel {
+        build_dir: out.to_path_buf(),
+        arch,
+    };
+    let output = format!("O={}", out.display());
+    match base_target {
+        Some(target) => {
+            let mut make = in_source.make();
+            make.arg(&output).arg(target);
+            run_quiet(make, &format!("make {target}"))?;
+        }
+        None => {
+            fs::copy(base, out.join(".config"))
+                .map_err(|e| format!("copying {}: {e}", base.display()))?;
+            let mut make = in_source.make();
+            make.arg(&output).arg("olddefconfig");
+            run_quiet(make, "make olddefconfig")?;
+        }
+    }
+    let mut merge = std::process::Command::new(source.join("scripts/kconfig/merge_config.sh"));
+    merge
+        .env("PATH", crate::setup::kernel_path_env())
+        .env("ARCH", arch.kernel_arch())
+        .current_dir(source)
+        .args(["-m", "-O"])
+        .arg(out)
+        .arg(out.join(".config"))
+        .args(fragments);
+    run_quiet(merge, "merge_config.sh")?;
+    let mut config = std::process::Command::new(source.join("scripts/config"));
+    config.arg("--file").arg(out.join(".config")).args(fixups);
+    run_quiet(config, "scripts/config (Buildroot's fixups)")?;
+    let mut make = in_out.make();
+    make.arg("olddefconfig");
+    run_quiet(make, "make olddefconfig")?;
+
+    let dotconfig_path = out.join(".config");
+    let dotconfig = read(&dotconfig_path)?;
+    let mut problems = kernel_config_problems(&dotconfig, arch);
+    if let Err(error) = crate::kernel::verify_config(&dotconfig_path, fragments) {
+        problems.push(format!("{error:#}"));
+    }
+    if !problems.is_empty() {
+        let mut make = in_out.make();
+        make.arg("rustavailable");
+        let why = match run_quiet(make, "make rustavailable") {
+            Ok(_) => "make rustavailable: Rust is available".to_string(),
+            Err(e) => e,
+        };
+        return Err(format!("{}\n{why}", problems.join("\n")));
+    }
+    let kept = fragments
+        .iter()
+        .filter_map(|f| fs::read_to_string(f).ok())
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.starts_with("CONFIG_") || l.ends_with(" is not set"))
+                .count()
+        })
+        .sum::<usize>();
+    Ok(format!(
+        "CONFIG_RUST=y and all {kept} fragment options{}",
+        if arch == crate::Arch::Arm {
+            ", ARM-mode (no THUMB2_KERNEL)"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// Resolves every defconfig's kernel configuration offline: the base configuration it names,
+/// its fragments and Buildroot's fixups on the repository's 6.12 source with its patches
+/// (`cargo xtask kernel`'s tree), then CONFIG_RUST=y and every fragment option must hold.
+/// Base configurations from Buildroot's tree need MEMNOTIFY_BUILDROOT.
+fn check_kernel_configs(report: &mut Report, tree: &Path, buildroot: Option<&Path>) {
+    if !Path::new(crate::setup::KERNEL_TARBALL).exists() {
+        println!(
+            "skip kernel configurations: {} is missing (cargo xtask setup installs it)",
+            crate::setup::KERNEL_TARBALL
+        );
+        return;
+    }
+    let source = match crate::kernel::source_tree() {
+        Ok(source) => source,
+        Err(e) => {
+            report.record(
+                "the patched 6.12 kernel source for the kernel configurations",
+                Err(format!("{e:#}")),
+            );
+            return;
+        }
+    };
+    let configs = tree.join("configs");
+    let mut names: Vec<String> = fs::read_dir(&configs)
+        .map(|e| {
+            e.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.ends_with("_defconfig"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let scratch = std::env::temp_dir().join(format!(
+        "memnotify-buildroot-kconfig-{}",
+        std::process::id()
+    ));
+    for name in &names {
+        let Ok(text) = fs::read_to_string(configs.join(name)) else {
+            continue;
+        };
+        let defconfig = Defconfig::parse(&text);
+        let what =
+            format!("{name}: the kernel configuration keeps CONFIG_RUST=y and the fragments");
+        let Some(arch) = defconfig_arch(&defconfig) else {
+            report.record(&what, Err("no BR2_x86_64, BR2_aarch64 or BR2_arm".into()));
+            continue;
+        };
+        let base = match kernel_base(&defconfig) {
+            Ok(base) => base,
+            Err(e) => {
+                report.record(&what, Err(e));
+                continue;
+            }
+        };
+        let (base_path, base_target) = match &base {
+            KernelBase::Target(target) => (PathBuf::new(), Some(target.as_str())),
+            KernelBase::File(file) if file.contains(EXTERNAL_PATH_VAR) => {
+                (expand_external(file, tree), None)
+            }
+            KernelBase::File(file) => match buildroot {
+                Some(buildroot) => (buildroot.join(file), None),
+                None => {
+                    println!(
+                        "skip {name}: its kernel configuration starts from Buildroot's {file}: \
+                         set MEMNOTIFY_BUILDROOT"
+                    );
+                    continue;
+                }
+            },
+        };
+        if let Some(names) = defconfig.string("BR2_LINUX_KERNEL_INTREE_DTS_NAME") {
+            let dts_dir = source
+                .join("arch")
+                .join(arch.kernel_arch())
+                .join("boot/dts");
+            let missing: Vec<&str> = names
+                .split_whitespace()
+                .filter(|name| !dts_dir.join(format!("{name}.dts")).is_file())
+                .collect();
+            report.record(
+                &format!("{name}: the device trees exist in the 6.12 kernel"),
+                if missing.is_empty() {
+                    Ok(format!("{} .dts", names.split_whitespace().count()))
+                } else {
+                    Err(format!(
+                        "not in {}: {}",
+                        dts_dir.display(),
+                        missing.join(", ")
+                    ))
+                },
+            );
+        }
+        let fragments: Vec<PathBuf> = defconfig
+            .string("BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|w| expand_external(w, tree))
+            .collect();
+        let outcome = resolve_kernel_config(
+            &source,
+            &scratch.join(name),
+            arch,
+            &base_path,
+            base_target,
+            &fragments,
+            &buildroot_kernel_fixups(&defconfig),
+        )
+        .map(|detail| format!("{base} + {} fragment(s): {detail}", fragments.len()));
+        report.record(&what, outcome);
+    }
+    let _ = fs::remove_dir_all(&scratch);
+}
+
+// ---------------------------------------------------------------------------
 // With a Buildroot tree (MEMNOTIFY_BUILDROOT)
 
 fn check_with_buildroot(report: &mut Report, sh: &Shell, tree: &Path, buildroot: &Path) {
@@ -905,8 +1274,10 @@ fn check_with_buildroot(report: &mut Report, sh: &Shell, tree: &Path, buildroot:
             resolve_defconfig(sh, buildroot, tree, &out, name, &defconfig),
         );
         report.record(&format!("{name}: Buildroot-relative files exist"), {
+            // Device tree names are paths in the kernel tree (checked with the kernel source).
             let missing: Vec<String> = defconfig
                 .strings()
+                .filter(|(k, _)| *k != "BR2_LINUX_KERNEL_INTREE_DTS_NAME")
                 .flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
                 .filter(|w| w.contains('/') && !w.contains('$') && !w.starts_with('/'))
                 .filter(|w| !buildroot.join(w).exists())
@@ -1676,6 +2047,78 @@ mod tests {
             Some("2025.02.16")
         );
         assert_eq!(buildroot_version("all:\n"), None);
+    }
+
+    #[test]
+    fn qemu_boards_and_arch_come_from_the_defconfig() {
+        assert!(is_qemu_board("memnotify_qemu_arm_virt_noswap_defconfig"));
+        assert!(is_qemu_board("memnotify_qemu_x86_64_defconfig"));
+        assert!(!is_qemu_board("memnotify_beaglebone_defconfig"));
+        let arm = Defconfig::parse("BR2_arm=y\nBR2_cortex_a8=y\n");
+        assert_eq!(defconfig_arch(&arm), Some(crate::Arch::Arm));
+        let arm64 = Defconfig::parse("BR2_aarch64=y\n");
+        assert_eq!(defconfig_arch(&arm64), Some(crate::Arch::Arm64));
+        assert_eq!(defconfig_arch(&Defconfig::parse("BR2_mips=y\n")), None);
+    }
+
+    #[test]
+    fn kernel_base_follows_linux_mk_choices() {
+        let default = Defconfig::parse("BR2_LINUX_KERNEL_USE_ARCH_DEFAULT_CONFIG=y\n");
+        assert_eq!(
+            kernel_base(&default),
+            Ok(KernelBase::Target("defconfig".into()))
+        );
+        let named = Defconfig::parse("BR2_LINUX_KERNEL_DEFCONFIG=\"omap2plus\"\n");
+        assert_eq!(
+            kernel_base(&named),
+            Ok(KernelBase::Target("omap2plus_defconfig".into()))
+        );
+        let custom = Defconfig::parse(
+            "BR2_LINUX_KERNEL_USE_CUSTOM_CONFIG=y\n\
+             BR2_LINUX_KERNEL_CUSTOM_CONFIG_FILE=\"board/qemu/x86_64/linux.config\"\n",
+        );
+        assert_eq!(
+            kernel_base(&custom),
+            Ok(KernelBase::File("board/qemu/x86_64/linux.config".into()))
+        );
+        assert!(kernel_base(&Defconfig::parse("BR2_LINUX_KERNEL=y\n")).is_err());
+    }
+
+    #[test]
+    fn buildroot_fixups_depend_on_the_defconfig() {
+        let arm = buildroot_kernel_fixups(&Defconfig::parse(
+            "BR2_arm=y\nBR2_PACKAGE_MEMNOTIFY_MODULE=y\nBR2_ROOTFS_DEVICE_CREATION_DYNAMIC_MDEV=y\n",
+        ))
+        .join(" ");
+        for wanted in [
+            "-e MODULES",
+            "-e AEABI",
+            "-e DEVTMPFS",
+            "-e NET",
+            "-e KERNEL_GZIP",
+            "-d KERNEL_XZ",
+            "-d GCC_PLUGINS",
+        ] {
+            assert!(arm.contains(wanted), "{wanted} in {arm}");
+        }
+        let static_x86 = buildroot_kernel_fixups(&Defconfig::parse(
+            "BR2_x86_64=y\nBR2_ROOTFS_DEVICE_CREATION_STATIC=y\n",
+        ))
+        .join(" ");
+        assert!(!static_x86.contains("AEABI") && !static_x86.contains("DEVTMPFS"));
+        assert!(!static_x86.contains("MODULES"));
+    }
+
+    #[test]
+    fn kernel_config_needs_rust_modules_and_arm_mode() {
+        let good = "CONFIG_RUST=y\nCONFIG_MODULES=y\n# CONFIG_THUMB2_KERNEL is not set\n";
+        assert!(kernel_config_problems(good, crate::Arch::Arm).is_empty());
+        let thumb = "CONFIG_RUST=y\nCONFIG_MODULES=y\nCONFIG_THUMB2_KERNEL=y\n";
+        assert_eq!(kernel_config_problems(thumb, crate::Arch::Arm).len(), 1);
+        assert_eq!(
+            kernel_config_problems("CONFIG_MODULES=y\n", crate::Arch::X86_64),
+            ["CONFIG_RUST=y is missing"]
+        );
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn source_version() -> Result<String> {
 }
 
 /// Unpacks the Debian kernel source once per (source version, patch set) and applies the patches.
-fn source_tree() -> Result<PathBuf> {
+pub fn source_tree() -> Result<PathBuf> {
     let mut hash = InputHash::default();
     hash.add("source", source_version()?.as_bytes());
     for patch in patches()? {

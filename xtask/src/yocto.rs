@@ -13,8 +13,9 @@
 //!   4. the kernel fragments are the repository's own `qemu/configs` files, with no copy in the
 //!      layer;
 //!   5. with `MEMNOTIFY_OE_CORE` pointing at an openembedded-core whinlatter checkout (and
-//!      bitbake beside it, or at `MEMNOTIFY_BITBAKE`): `bitbake -p` with the layer for both
-//!      machines, and the values bitbake computes for the layer's key variables.
+//!      bitbake beside it, or at `MEMNOTIFY_BITBAKE`): `bitbake -p` with the layer for the QEMU
+//!      machines (and beaglebone-yocto with meta-yocto-bsp, when a meta-yocto checkout is at
+//!      hand), and the values bitbake computes for the layer's key variables.
 //!
 //! The parsers below are pure functions over file contents, tested at the end; `crates` and
 //! `check` are the thin shell that reads files, runs tools and prints one line per check.
@@ -57,8 +58,12 @@ const SHARED_FRAGMENTS: &[&str] = &["memnotify.config", "swap-off.config", "swap
 const SWAP_CHOICES: &[&str] = &["on", "off"];
 /// oeqa runtime suites oe-core itself provides; any other one must be in the layer.
 const CORE_TEST_SUITES: &[&str] = &["ping", "ssh", "auto"];
-/// The machines of the kas files, parsed by the optional bitbake step.
-const MACHINES: &[&str] = &["qemux86-64", "qemuarm64"];
+/// The machines of the kas files that openembedded-core alone provides, parsed by the optional
+/// bitbake step.
+const MACHINES: &[&str] = &["qemux86-64", "qemuarm64", "qemuarm"];
+/// A real board from meta-yocto-bsp (the meta-yocto repository), parsed too when a meta-yocto
+/// checkout is at hand (`MEMNOTIFY_META_YOCTO`, or `meta-yocto` beside openembedded-core).
+const BSP_MACHINE: &str = "beaglebone-yocto";
 
 /// Regenerates meta-memnotify's `crate://` list from Cargo.lock.
 pub fn crates(_sh: &Shell) -> Result<()> {
@@ -984,7 +989,39 @@ fn check_fragments(layer: &Layer) -> Result<Outcome> {
 // ---------------------------------------------------------------------------------------------
 // 5. bitbake parse (optional)
 
-/// What bitbake must compute, as (recipe, variable, text its value must contain).
+/// Values bitbake must compute on some machines only, as (machines, recipe, variable, text its
+/// value must contain).
+const MACHINE_VALUES: &[(&[&str], &str, &str, &str)] = &[
+    // The QEMU machines' kernels are linux-yocto's with the virtio feature.
+    (
+        &["qemux86-64", "qemuarm64", "qemuarm"],
+        "linux-yocto",
+        "KERNEL_FEATURES",
+        "cfg/virtio.scc",
+    ),
+    // qemuarm's tune is Thumb-2 (cortexa15thf-neon) for userspace; oe-core compiles the
+    // kernel's C in ARM mode, like its Rust (arm-unknown-linux-gnueabi, kernel-module/patches).
+    (
+        &["qemuarm"],
+        "linux-yocto",
+        "TARGET_CC_KERNEL_ARCH",
+        "-marm",
+    ),
+    (
+        &["beaglebone-yocto"],
+        "linux-yocto",
+        "KMACHINE",
+        "beaglebone",
+    ),
+    (
+        &["beaglebone-yocto"],
+        "linux-yocto",
+        "KERNEL_DEVICETREE",
+        "ti/omap/am335x-boneblack.dtb",
+    ),
+];
+
+/// What bitbake must compute on every machine, as (recipe, variable, text its value must contain).
 const EXPECTED_VALUES: &[(&str, &str, &str)] = &[
     ("linux-yocto", "PV", "6.12"),
     ("linux-yocto", "SRC_URI", "file://memnotify-swap-on.scc"),
@@ -993,7 +1030,6 @@ const EXPECTED_VALUES: &[(&str, &str, &str)] = &[
     ("linux-yocto", "SRC_URI", ".patch"),
     ("linux-yocto", "DEPENDS", "bindgen-cli-native"),
     ("linux-yocto", "RUST_LIB_SRC", "rustlib/src/rust/library"),
-    ("linux-yocto", "KERNEL_FEATURES", "cfg/virtio.scc"),
     ("make-mod-scripts", "DEPENDS", "rust-native"),
     ("make-mod-scripts", "EXTRA_OEMAKE", "RUSTC="),
     (
@@ -1078,46 +1114,95 @@ fn check_bitbake_parse(layer: &Layer) -> Result<Outcome> {
         }
     }
 
+    // meta-yocto-bsp for beaglebone-yocto, when a meta-yocto checkout is at hand.
+    let meta_yocto = std::env::var_os("MEMNOTIFY_META_YOCTO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| oe_core.join("../meta-yocto"));
+    let bsp_layer = meta_yocto.join("meta-yocto-bsp");
+    let mut machines: Vec<(&str, Vec<PathBuf>)> = MACHINES
+        .iter()
+        .map(|machine| (*machine, Vec::new()))
+        .collect();
+    let mut skipped = String::new();
+    if bsp_layer.join("conf/layer.conf").exists() {
+        let compat = read(&bsp_layer.join("conf/layer.conf"))?;
+        if !compat.contains(RELEASE) {
+            bail!("{} is not a {RELEASE} meta-yocto-bsp", bsp_layer.display());
+        }
+        machines.push((BSP_MACHINE, vec![bsp_layer.clone()]));
+    } else {
+        skipped = format!(
+            "; {BSP_MACHINE} not parsed: no meta-yocto checkout at {} (MEMNOTIFY_META_YOCTO)",
+            meta_yocto.display()
+        );
+    }
+
+    // Every carried kernel patch must reach linux-yocto on every machine.
+    let patches: Vec<String> =
+        crate::util::sorted_files(&layer.root.join("kernel-module/patches"), "patch")?
+            .iter()
+            .filter_map(|path| path.file_name())
+            .map(|name| format!("file://{}", name.to_string_lossy()))
+            .collect();
+
     let base = yocto_cache_dir().join("parse-check");
     let tools = BitbakeTools {
         bitbake: &bitbake,
         oe_core: &oe_core,
     };
     let mut summaries = Vec::new();
-    for machine in MACHINES {
+    let mut checked = 0;
+    for (machine, extra_layers) in &machines {
+        let machine = *machine;
         let build = base.join(machine);
-        write_build_conf(&build, &oe_core, &layer.dir, machine)?;
+        write_build_conf(&build, &oe_core, &layer.dir, extra_layers, machine)?;
         tools
             .run(&build, &["bitbake", "-p"], &build.join("parse.log"))
             .with_context(|| machine.to_string())?;
-        let recipes: BTreeSet<&str> = EXPECTED_VALUES
-            .iter()
-            .map(|(recipe, _, _)| *recipe)
-            .collect();
+        let expected = expected_values(machine, &patches);
+        let recipes: BTreeSet<&str> = expected.iter().map(|(recipe, _, _)| *recipe).collect();
         for recipe in recipes {
             let log = build.join(format!("environment-{recipe}.log"));
             tools
                 .run(&build, &["bitbake", "-e", recipe], &log)
                 .with_context(|| machine.to_string())?;
             let environment = read(&log)?;
-            for (_, variable, want) in EXPECTED_VALUES
-                .iter()
-                .filter(|(name, _, _)| *name == recipe)
-            {
+            for (_, variable, want) in expected.iter().filter(|(name, _, _)| *name == recipe) {
                 match environment_value(&environment, variable) {
-                    Some(value) if value.contains(want) => {}
+                    Some(value) if value.contains(want.as_str()) => {}
                     value => bail!("{machine}: {recipe}'s {variable} lacks {want:?}; bitbake -e says {value:?} ({})", log.display()),
                 }
             }
         }
+        checked += expected.len();
         summaries.push(machine.to_string());
     }
     Ok(Outcome::Passed(format!(
-        "bitbake -p parses {} with the layer, and bitbake -e gives the {} expected values (build dirs in {})",
-        summaries.join(" and "),
-        EXPECTED_VALUES.len(),
+        "bitbake -p parses {} with the layer, and bitbake -e gives the {checked} expected values (build dirs in {}){skipped}",
+        summaries.join(", "),
         base.display()
     )))
+}
+
+/// The values bitbake must compute for `machine`: the common ones, the machine's own, and every
+/// kernel patch (as `file://NAME`) in linux-yocto's SRC_URI.
+fn expected_values<'a>(machine: &str, patches: &[String]) -> Vec<(&'a str, &'a str, String)> {
+    let mut expected: Vec<(&str, &str, String)> = EXPECTED_VALUES
+        .iter()
+        .map(|(recipe, variable, want)| (*recipe, *variable, want.to_string()))
+        .collect();
+    expected.extend(
+        MACHINE_VALUES
+            .iter()
+            .filter(|(machines, _, _, _)| machines.contains(&machine))
+            .map(|(_, recipe, variable, want)| (*recipe, *variable, want.to_string())),
+    );
+    expected.extend(
+        patches
+            .iter()
+            .map(|patch| ("linux-yocto", "SRC_URI", patch.clone())),
+    );
+    expected
 }
 
 fn yocto_cache_dir() -> PathBuf {
@@ -1146,12 +1231,22 @@ fn md5sum(path: &Path) -> Result<String> {
         .to_string())
 }
 
-/// bblayers.conf and local.conf of a parse-only build directory for `machine`.
-fn build_conf(oe_core: &Path, layer: &Path, machine: &str) -> (String, String) {
+/// bblayers.conf and local.conf of a parse-only build directory for `machine`, with the BSP
+/// layers it needs (`extra_layers`, after oe-core).
+fn build_conf(
+    oe_core: &Path,
+    layer: &Path,
+    extra_layers: &[PathBuf],
+    machine: &str,
+) -> (String, String) {
+    let layers: Vec<String> = std::iter::once(oe_core.join("meta"))
+        .chain(extra_layers.iter().cloned())
+        .chain(std::iter::once(layer.to_path_buf()))
+        .map(|path| path.display().to_string())
+        .collect();
     let bblayers = format!(
-        "# Written by cargo xtask yocto-check.\nBBPATH = \"${{TOPDIR}}\"\nBBFILES ?= \"\"\nBBLAYERS = \"{} {}\"\n",
-        oe_core.join("meta").display(),
-        layer.display()
+        "# Written by cargo xtask yocto-check.\nBBPATH = \"${{TOPDIR}}\"\nBBFILES ?= \"\"\nBBLAYERS = \"{}\"\n",
+        layers.join(" ")
     );
     let local = format!(
         "# Written by cargo xtask yocto-check: parse only, nothing is fetched or built.\n\
@@ -1166,10 +1261,16 @@ fn build_conf(oe_core: &Path, layer: &Path, machine: &str) -> (String, String) {
     (bblayers, local)
 }
 
-fn write_build_conf(build: &Path, oe_core: &Path, layer: &Path, machine: &str) -> Result<()> {
+fn write_build_conf(
+    build: &Path,
+    oe_core: &Path,
+    layer: &Path,
+    extra_layers: &[PathBuf],
+    machine: &str,
+) -> Result<()> {
     let conf = build.join("conf");
     fs::create_dir_all(&conf).with_context(|| format!("creating {}", conf.display()))?;
-    let (bblayers, local) = build_conf(oe_core, layer, machine);
+    let (bblayers, local) = build_conf(oe_core, layer, extra_layers, machine);
     fs::write(conf.join("bblayers.conf"), bblayers)?;
     fs::write(conf.join("local.conf"), local)?;
     // The host sanity checks (not as root, every build host tool present) are for builds; a
@@ -1439,14 +1540,46 @@ checksum = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
     }
 
     #[test]
+    fn expected_values_add_machine_values_and_patches() {
+        let patches = vec!["file://0001-a.patch".to_string()];
+        let arm = expected_values("qemuarm", &patches);
+        assert!(arm.contains(&("linux-yocto", "TARGET_CC_KERNEL_ARCH", "-marm".to_string())));
+        assert!(arm.contains(&(
+            "linux-yocto",
+            "KERNEL_FEATURES",
+            "cfg/virtio.scc".to_string()
+        )));
+        assert!(arm.contains(&("linux-yocto", "SRC_URI", "file://0001-a.patch".to_string())));
+        let bone = expected_values("beaglebone-yocto", &patches);
+        assert!(!bone
+            .iter()
+            .any(|(_, variable, _)| *variable == "KERNEL_FEATURES"));
+        assert!(bone.contains(&("linux-yocto", "KMACHINE", "beaglebone".to_string())));
+        assert_eq!(
+            expected_values("qemux86-64", &[]).len(),
+            EXPECTED_VALUES.len() + 1
+        );
+    }
+
+    #[test]
     fn build_conf_enables_the_fragment_offline() {
         let (bblayers, local) = build_conf(
             Path::new("/oe"),
             Path::new("/repo/meta-memnotify"),
+            &[],
             "qemuarm64",
         );
         assert!(bblayers.contains("BBLAYERS = \"/oe/meta /repo/meta-memnotify\""));
         assert!(local.contains("MACHINE = \"qemuarm64\""));
+        let (bblayers, _) = build_conf(
+            Path::new("/oe"),
+            Path::new("/repo/meta-memnotify"),
+            &[PathBuf::from("/my/meta-yocto-bsp")],
+            "beaglebone-yocto",
+        );
+        assert!(
+            bblayers.contains("BBLAYERS = \"/oe/meta /my/meta-yocto-bsp /repo/meta-memnotify\"")
+        );
         assert!(local.contains("OE_FRAGMENTS += \"memnotify/enable\""));
         assert!(local.contains("BB_NO_NETWORK = \"1\""));
     }

@@ -45,7 +45,19 @@ elif [ -f "${images}/Image" ]; then
 		${swap_disk} \
 		-netdev user,id=eth0 -device virtio-net-pci,netdev=eth0 \
 		"$@"
+elif [ -f "${images}/zImage" ]; then
+	# ARMv7: virt without highmem (the kernel has no LPAE), Cortex-A15
+	# like qemu/configs/qemu-arm.config and the cargo xtask arm cells.
+	# shellcheck disable=SC2086 # swap_disk holds several arguments
+	exec qemu-system-arm -M virt,highmem=off -cpu cortex-a15 -smp 1 -m "${memory}" -nographic \
+		-kernel "${images}/zImage" \
+		-append "rootwait root=/dev/vda console=ttyAMA0" \
+		-drive "file=${images}/rootfs.ext2,if=none,format=raw,id=root" \
+		-device virtio-blk-pci,drive=root \
+		${swap_disk} \
+		-netdev user,id=eth0 -device virtio-net-pci,netdev=eth0 \
+		"$@"
 else
-	echo "start-qemu.sh: no bzImage or Image in ${images}" >&2
+	echo "start-qemu.sh: no bzImage, Image or zImage in ${images}" >&2
 	exit 1
 fi
