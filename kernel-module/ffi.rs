@@ -231,6 +231,17 @@ pub(crate) unsafe fn mod_delayed_work(work: *mut bindings::delayed_work, delay_m
     };
 }
 
+/// `cond_resched()` from `include/linux/sched.h` (a macro there): lets another task run
+/// if one is waiting, in a kernel without full preemption. Process context, no spinlock
+/// or RCU read lock held.
+pub(crate) fn cond_resched() {
+    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+    // SAFETY: callers run in process context and hold no spinlock or RCU read lock.
+    unsafe {
+        bindings::__cond_resched()
+    };
+}
+
 /// Reads a node-wide VM counter like `global_node_page_state()` (an inline in C).
 pub(crate) fn node_page_state(item: bindings::node_stat_item) -> u64 {
     // SAFETY: `vm_node_stat` is an exported array of `NR_VM_NODE_STAT_ITEMS` atomics and
