@@ -349,6 +349,19 @@ impl Tree {
             (*node).key.set(key);
             let mut link: *mut *mut bindings::rb_node = &mut self.root.rb_node;
             let mut parent: *mut bindings::rb_node = ptr::null_mut();
+            // Past either end, the new node is the last node's right child (or the first
+            // node's left child): no walk down the tree. A delivery moves every crossed
+            // file to the far end of another tree, and opens append to `defaults`, so
+            // this is the common case.
+            if !self.last.is_null() && key >= self.max {
+                parent = (*self.last).link.get();
+                link = &mut (*parent).rb_right;
+                leftmost = false;
+            } else if !self.first.is_null() && key < self.min {
+                parent = (*self.first).link.get();
+                link = &mut (*parent).rb_left;
+                rightmost = false;
+            }
             while !(*link).is_null() {
                 parent = *link;
                 if key < (*parent.cast::<Node>()).key.get() {
