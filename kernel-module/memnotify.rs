@@ -9,7 +9,7 @@
 //! default levels on `available`, rate limited. See `userspace/memnotify-proto`
 //! for the protocol itself, which this module compiles in unchanged.
 //!
-//! Sampling happens in process context on the system workqueue, only while files
+//! Sampling happens in process context on the system high-priority workqueue, only while files
 //! are open, at a period that adapts to how close the nearest threshold is and how
 //! fast the figures move, and at once when reclaim starts (a shrinker whose count
 //! callback only kicks the sampler). Per figure, the armed triggers are kept in two
