@@ -24,7 +24,8 @@ usage: mn-probe <command> [args]
   bad-writes THRESHOLDS [--timeout S]         every malformed write must fail with EINVAL and
                                               leave THRESHOLDS in force (then waits for its event)
   read-semantics                              first read, EOF, pread at 0, write, short buffer
-  open-many N [THRESHOLDS]                    open N files (with thresholds), report, close
+  open-many N [THRESHOLDS] [--hold S]         open N files (with thresholds), report, keep
+                                              them open S seconds (0), close
   cross-many N                                N files cross one `used` threshold up, then down,
                                               while another thread closes, reopens and re-arms
                                               more files: each of the N gets exactly one event
@@ -400,7 +401,21 @@ fn open_many(args: &[String]) -> Result<(), String> {
         .first()
         .and_then(|n| n.parse().ok())
         .ok_or("open-many needs a count")?;
-    let thresholds = args[1..].join(" ");
+    let mut hold = Duration::ZERO;
+    let mut words = Vec::new();
+    let mut rest = args[1..].iter();
+    while let Some(word) = rest.next() {
+        if word == "--hold" {
+            let secs: u64 = rest
+                .next()
+                .and_then(|v| v.parse().ok())
+                .ok_or("--hold needs seconds")?;
+            hold = Duration::from_secs(secs);
+        } else {
+            words.push(word.as_str());
+        }
+    }
+    let thresholds = words.join(" ");
     // Raise the fd limit as far as the hard limit allows.
     // SAFETY: plain syscalls on local memory.
     unsafe {
@@ -420,6 +435,8 @@ fn open_many(args: &[String]) -> Result<(), String> {
     let clients =
         std::fs::read_to_string("/sys/class/misc/memnotify/statistics/clients").unwrap_or_default();
     println!("opened {count}; clients now {}", clients.trim());
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(hold);
     for fd in fds {
         // SAFETY: closing fds this function opened.
         unsafe { libc::close(fd) };
