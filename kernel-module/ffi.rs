@@ -211,8 +211,11 @@ pub(crate) unsafe fn init_delayed_work(
     }
 }
 
-/// `queue_delayed_work`-style re-arming: (re)starts `work` on the system workqueue after
-/// `delay_ms`, moving an already pending timer.
+/// `queue_delayed_work`-style re-arming: (re)starts `work` on the system high-priority
+/// workqueue after `delay_ms`, moving an already pending timer. High priority (a nice
+/// -20 kworker) because an evaluation runs when memory is short, which is often when the
+/// CPUs are busy too: it should neither wait behind the load it reports on nor, while it
+/// delivers to many files, get only a fair share of the CPU with the tasks it wakes.
 ///
 /// # Safety
 ///
@@ -220,14 +223,26 @@ pub(crate) unsafe fn init_delayed_work(
 pub(crate) unsafe fn mod_delayed_work(work: *mut bindings::delayed_work, delay_ms: u32) {
     // SAFETY: `__msecs_to_jiffies` is a pure conversion.
     let delay = unsafe { bindings::__msecs_to_jiffies(delay_ms as c_uint) };
-    // SAFETY: `system_wq` is set up before any module loads; `work` is valid by contract.
+    // SAFETY: `system_highpri_wq` is set up before any module loads; `work` is valid by
+    // contract.
     unsafe {
         bindings::mod_delayed_work_on(
             bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
-            bindings::system_wq,
+            bindings::system_highpri_wq,
             work,
             delay,
         )
+    };
+}
+
+/// `cond_resched()` from `include/linux/sched.h` (a macro there): lets another task run
+/// if one is waiting, in a kernel without full preemption. Process context, no spinlock
+/// or RCU read lock held.
+pub(crate) fn cond_resched() {
+    #[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+    // SAFETY: callers run in process context and hold no spinlock or RCU read lock.
+    unsafe {
+        bindings::__cond_resched()
     };
 }
 

@@ -9,18 +9,22 @@
 //! default levels on `available`, rate limited. See `userspace/memnotify-proto`
 //! for the protocol itself, which this module compiles in unchanged.
 //!
-//! Sampling happens in process context on the system workqueue, only while files
+//! Sampling happens in process context on the system high-priority workqueue, only while files
 //! are open, at a period that adapts to how close the nearest threshold is and how
 //! fast the figures move, and at once when reclaim starts (a shrinker whose count
 //! callback only kicks the sampler). Per figure, the armed triggers are kept in two
-//! red-black trees (waiting to go up, waiting to go down), so an evaluation touches
-//! only the files whose thresholds crossed.
+//! red-black trees (waiting to go up, waiting to go down) whose extreme keys the
+//! registry caches, so an evaluation with nothing crossed costs the same whatever the
+//! number of files, and one that finds crossings touches only the files that crossed,
+//! in batches with the lock released in between. Each file is one object of a slab
+//! cache of its own, holding its wait queue, its protocol state and its first tree node.
 
 mod ffi;
 
 #[path = "../userspace/memnotify-proto/src/proto/mod.rs"]
 pub mod proto;
 
+use core::cell::{Cell, UnsafeCell};
 use core::pin::Pin;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -29,7 +33,7 @@ use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_ulong, c_void};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::Mutex;
 use kernel::types::Opaque;
 use kernel::uaccess::UserSlice;
 use kernel::{c_str, new_mutex};
@@ -182,6 +186,9 @@ struct Shared {
     sampler: Opaque<bindings::delayed_work>,
     /// Set while a sampler run is queued on behalf of reclaim, to kick it only once.
     kick_pending: AtomicBool,
+    /// A file opened or wrote thresholds since the running evaluation started: it plans
+    /// the next one at once instead of moving the kick's run back to its own period.
+    kicked: AtomicBool,
     /// Monotonic time of the last evaluation's start.
     last_eval_start_ns: AtomicU64,
 }
@@ -197,55 +204,248 @@ fn shared() -> &'static Shared {
     unsafe { &*shared }
 }
 
-/// What an open file shares with the sampler outside the registry lock.
+/// A node of one of the registry's red-black trees, embedded in a [`Client`] (or in its
+/// extra nodes). The tree code is C's `lib/rbtree.c`; the registry lock guards every
+/// tree and every node.
+#[repr(C)]
+struct Node {
+    /// First, so that a `*mut rb_node` of this tree is a `*mut Node`.
+    link: Opaque<bindings::rb_node>,
+    /// The tree's key: the trigger's value in pages in a trigger tree, the file's open
+    /// number in `defaults`. Equal keys are allowed in trigger trees.
+    key: Cell<u64>,
+    /// The client this node belongs to.
+    client: Cell<*const Client>,
+}
+
+impl Node {
+    fn new(client: *const Client) -> Self {
+        Node {
+            link: Opaque::uninit(),
+            key: Cell::new(0),
+            client: Cell::new(client),
+        }
+    }
+}
+
+/// Nodes for the second to seventh armed figure of a file, allocated only for files that
+/// arm more than one.
+type ExtraNodes = [Node; FIGURE_COUNT - 1];
+
+/// An open file: one object from the `memnotify_client` cache, holding everything the
+/// module keeps for it (wait queue, protocol state and its first tree node).
 struct Client {
-    id: u64,
-    uid: u32,
-    /// Counted against the per-uid limit.
-    limited: bool,
     /// The file's wait queue: only this file's pollers sleep on it, so a wake-up wakes
     /// exactly the clients whose thresholds crossed.
     wait: Opaque<bindings::wait_queue_head>,
-    /// An unread event: the file polls readable.
-    event_pending: AtomicBool,
     /// The `fasync_struct` list for SIGIO, managed by `fasync_helper`.
     fasync: Opaque<*mut bindings::fasync_struct>,
-    /// For freeing after an RCU grace period (see `release`).
-    rcu: Opaque<bindings::callback_head>,
+    /// The node of the first armed figure's trigger, or, while the file has written no
+    /// thresholds, its node in `defaults`. After `release` its memory is the
+    /// `callback_head` that frees the client after an RCU grace period.
+    node: Node,
+    /// Guarded by the registry lock.
+    state: UnsafeCell<ClientState>,
+    /// An unread event: the file polls readable. Read without the lock.
+    event_pending: AtomicBool,
+    /// Counted against the per-uid limit.
+    limited: bool,
+    uid: u32,
 }
 
-// SAFETY: the `Opaque` fields are only touched through the kernel's own synchronised
-// primitives (wait queue lock, fasync lock, RCU); the rest is immutable or atomic.
+// SAFETY: `wait` and `fasync` are only touched through the kernel's own synchronised
+// primitives (wait queue lock, fasync lock, RCU); `node` and `state` only with the
+// registry lock held; the rest is immutable or atomic.
 unsafe impl Send for Client {}
 // SAFETY: as above.
 unsafe impl Sync for Client {}
 
 /// A client's protocol state, guarded by the registry lock.
 struct ClientState {
-    client: Arc<Client>,
     watch: Watch,
-    /// Thresholds were written: the file no longer gets default-level events.
-    configured: bool,
+    /// The default-level state. Its `last_event_ns` is also, for every file, the time of
+    /// the evaluation that delivered the file's latest event, which a read that consumes
+    /// the event reports.
     default: DefaultClient,
     /// Events sent to this file.
     seq: u64,
+    /// Nodes for the armed figures after the first (`None` while at most one is armed).
+    extra: Option<KBox<ExtraNodes>>,
+    /// Thresholds were written: the file no longer gets default-level events.
+    configured: bool,
     /// A write or an event happened since the last read: the next read returns a line.
     read_ready: bool,
 }
 
-/// Trigger trees are keyed by (trigger value, client id): unique, ordered by value.
-type TriggerTree = RBTree<(u64, u64), Arc<Client>>;
+// The `callback_head` of the RCU-deferred free lives in the first node's `rb_node`.
+const _: () = {
+    use core::mem::{align_of, size_of};
+    assert!(size_of::<bindings::rb_node>() >= size_of::<bindings::callback_head>());
+    assert!(align_of::<bindings::rb_node>() >= align_of::<bindings::callback_head>());
+};
+
+impl Client {
+    /// The client's protocol state. Dereferencing the pointer needs the registry lock
+    /// held for as long as the reference lives, and no other reference to the state.
+    fn state(&self) -> *mut ClientState {
+        self.state.get()
+    }
+
+    /// The node that holds `figure`'s trigger: the `rank`-th armed figure (in figure
+    /// order) uses the first node for rank 0 and the extra nodes after it.
+    fn node_at(&self, state: &ClientState, rank: usize) -> Option<*mut Node> {
+        if rank == 0 {
+            return Some(ptr::from_ref(&self.node).cast_mut());
+        }
+        let extra = state.extra.as_ref()?;
+        extra
+            .get(rank - 1)
+            .map(|node| ptr::from_ref(node).cast_mut())
+    }
+}
+
+/// One red-black tree of nodes ordered by key, with its first and last node and their
+/// keys kept up to date on every insertion and removal, so that an evaluation with
+/// nothing crossed reads only these words, whatever the number of files.
+struct Tree {
+    root: bindings::rb_root,
+    /// The node with the smallest key (the leftmost of equal keys), or null.
+    first: *mut Node,
+    /// The node with the largest key (the rightmost of equal keys), or null.
+    last: *mut Node,
+    /// `first`'s key (meaningless while the tree is empty).
+    min: u64,
+    /// `last`'s key (meaningless while the tree is empty).
+    max: u64,
+}
+
+impl Tree {
+    const fn new() -> Self {
+        Tree {
+            root: bindings::rb_root {
+                rb_node: ptr::null_mut(),
+            },
+            first: ptr::null_mut(),
+            last: ptr::null_mut(),
+            min: 0,
+            max: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_null()
+    }
+
+    /// Links `node` with `key`, after the nodes of equal key.
+    ///
+    /// # Safety
+    ///
+    /// `node` is valid, in no tree, and stays valid and unmoved until [`Tree::remove`].
+    unsafe fn insert(&mut self, node: *mut Node, key: u64) {
+        let (mut leftmost, mut rightmost) = (true, true);
+        // SAFETY: `node` is valid by contract and in no tree; every node reached from
+        // `root` is linked in this tree, hence valid (the registry lock guards them all).
+        unsafe {
+            (*node).key.set(key);
+            let mut link: *mut *mut bindings::rb_node = &mut self.root.rb_node;
+            let mut parent: *mut bindings::rb_node = ptr::null_mut();
+            // Past either end, the new node is the last node's right child (or the first
+            // node's left child): no walk down the tree. A delivery moves every crossed
+            // file to the far end of another tree, and opens append to `defaults`, so
+            // this is the common case.
+            if !self.last.is_null() && key >= self.max {
+                parent = (*self.last).link.get();
+                link = &mut (*parent).rb_right;
+                leftmost = false;
+            } else if !self.first.is_null() && key < self.min {
+                parent = (*self.first).link.get();
+                link = &mut (*parent).rb_left;
+                rightmost = false;
+            }
+            while !(*link).is_null() {
+                parent = *link;
+                if key < (*parent.cast::<Node>()).key.get() {
+                    link = &mut (*parent).rb_left;
+                    rightmost = false;
+                } else {
+                    link = &mut (*parent).rb_right;
+                    leftmost = false;
+                }
+            }
+            // `rb_link_node()`, an inline in C.
+            let rb = (*node).link.get();
+            (*rb).__rb_parent_color = parent as c_ulong;
+            (*rb).rb_left = ptr::null_mut();
+            (*rb).rb_right = ptr::null_mut();
+            *link = rb;
+            bindings::rb_insert_color(rb, &mut self.root);
+        }
+        if leftmost {
+            self.first = node;
+            self.min = key;
+        }
+        if rightmost {
+            self.last = node;
+            self.max = key;
+        }
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is linked in this tree.
+    unsafe fn remove(&mut self, node: *mut Node) {
+        // SAFETY: `node` and its neighbours are linked in this tree, hence valid.
+        unsafe {
+            let rb = (*node).link.get();
+            if node == self.first {
+                self.first = bindings::rb_next(rb).cast::<Node>();
+                if !self.first.is_null() {
+                    self.min = (*self.first).key.get();
+                }
+            }
+            if node == self.last {
+                self.last = bindings::rb_prev(rb).cast::<Node>();
+                if !self.last.is_null() {
+                    self.max = (*self.last).key.get();
+                }
+            }
+            bindings::rb_erase(rb, &mut self.root);
+        }
+    }
+
+    /// The first node whose key is greater than `key`, or null.
+    fn first_after(&self, key: u64) -> *mut Node {
+        let mut found = ptr::null_mut();
+        let mut rb = self.root.rb_node;
+        while !rb.is_null() {
+            // SAFETY: `rb` is linked in this tree, hence valid.
+            unsafe {
+                if (*rb.cast::<Node>()).key.get() > key {
+                    found = rb.cast::<Node>();
+                    rb = (*rb).rb_left;
+                } else {
+                    rb = (*rb).rb_right;
+                }
+            }
+        }
+        found
+    }
+}
 
 struct Registry {
-    clients: RBTree<u64, ClientState>,
-    /// Files that never wrote thresholds.
-    defaults: RBTree<u64, Arc<Client>>,
     /// Per figure: files waiting for the figure to rise to their trigger.
-    up: [TriggerTree; FIGURE_COUNT],
+    up: [Tree; FIGURE_COUNT],
     /// Per figure: files waiting for the figure to fall below their trigger.
-    down: [TriggerTree; FIGURE_COUNT],
+    down: [Tree; FIGURE_COUNT],
+    /// Files that never wrote thresholds, by open number.
+    defaults: Tree,
+    /// Open files.
+    clients: u32,
     /// Open files per uid, for the per-uid limit.
     per_uid: RBTree<u32, u32>,
+    /// The next open number.
     next_id: u64,
     level: Level,
     /// Default clients whose level change is held back by the rate limit.
@@ -254,72 +454,130 @@ struct Registry {
     last: Snapshot,
     /// Whether the sampler is armed (files are open).
     sampling: bool,
+    /// An evaluation is delivering crossings with the lock released between batches:
+    /// writes take their sides from its figures (`last`), so that the rest of its
+    /// delivery never sees a trigger the write armed as crossed.
+    delivering: bool,
 }
+
+// SAFETY: the raw pointers are to nodes in `Client`s that stay allocated while linked;
+// they are only followed with the registry lock held.
+unsafe impl Send for Registry {}
 
 impl Registry {
     fn new() -> Self {
         Registry {
-            clients: RBTree::new(),
-            defaults: RBTree::new(),
-            up: core::array::from_fn(|_| RBTree::new()),
-            down: core::array::from_fn(|_| RBTree::new()),
+            up: [const { Tree::new() }; FIGURE_COUNT],
+            down: [const { Tree::new() }; FIGURE_COUNT],
+            defaults: Tree::new(),
+            clients: 0,
             per_uid: RBTree::new(),
             next_id: 1,
             level: Level::Normal,
             lagging: 0,
             last: Snapshot::default(),
             sampling: false,
+            delivering: false,
         }
     }
 
-    fn tree(&mut self, figure: Figure, trigger: Trigger) -> &mut TriggerTree {
+    fn tree(&mut self, figure: Figure, trigger: Trigger) -> &mut Tree {
         match trigger {
             Trigger::UpAt(_) => &mut self.up[figure.index()],
             Trigger::DownBelow(_) => &mut self.down[figure.index()],
         }
     }
 
-    /// Removes a client's trigger nodes, keeping their allocations for reuse.
-    fn unindex(&mut self, id: u64, watch: &Watch, spare: &mut Spare) {
+    /// Links `client`'s nodes: one per armed trigger, or its node in `defaults` if it
+    /// has written no thresholds.
+    ///
+    /// # Safety
+    ///
+    /// The client is open and none of its nodes is linked; its state is not borrowed.
+    unsafe fn index(&mut self, client: &Client) {
+        // SAFETY: the lock is held (`self` is the guarded data) and nothing else borrows
+        // the state.
+        let state = unsafe { &*client.state() };
+        if !state.configured {
+            let node = ptr::from_ref(&client.node).cast_mut();
+            let id = client.node.key.get();
+            // SAFETY: the node is in no tree and lives until `release` unlinks it.
+            unsafe { self.defaults.insert(node, id) };
+            return;
+        }
+        let mut rank = 0;
         for figure in Figure::ALL {
-            if let Some(trigger) = watch.trigger(figure) {
-                let value = trigger_value(trigger);
-                if let Some(node) = self.tree(figure, trigger).remove_node(&(value, id)) {
-                    spare.put(node.into_reservation());
-                }
-            }
+            let Some(trigger) = state.watch.trigger(figure) else {
+                continue;
+            };
+            let Some(node) = client.node_at(state, rank) else {
+                // `write` allocates the extra nodes before arming more than one figure.
+                pr_err!("memnotify: trigger node missing\n");
+                return;
+            };
+            rank += 1;
+            // SAFETY: the node is in no tree and lives until it is unlinked.
+            unsafe {
+                self.tree(figure, trigger)
+                    .insert(node, trigger_value(trigger))
+            };
         }
     }
 
-    /// Inserts a client's trigger nodes from `spare`, which holds enough reservations.
-    fn index(&mut self, client: &Arc<Client>, watch: &Watch, spare: &mut Spare) {
+    /// Unlinks what [`Registry::index`] linked.
+    ///
+    /// # Safety
+    ///
+    /// The client's nodes are linked as its state says; its state is not borrowed.
+    unsafe fn unindex(&mut self, client: &Client) {
+        // SAFETY: as in `index`.
+        let state = unsafe { &*client.state() };
+        if !state.configured {
+            // SAFETY: an unconfigured open client's node is linked in `defaults`.
+            unsafe { self.defaults.remove(ptr::from_ref(&client.node).cast_mut()) };
+            return;
+        }
+        let mut rank = 0;
         for figure in Figure::ALL {
-            if let Some(trigger) = watch.trigger(figure) {
-                let Some(reservation) = spare.take() else {
-                    // Callers reserve one node per armed figure first; never reached.
-                    pr_err!("memnotify: trigger node reservation missing\n");
-                    return;
-                };
-                let node =
-                    reservation.into_node((trigger_value(trigger), client.id), client.clone());
-                self.tree(figure, trigger).insert(node);
+            let Some(trigger) = state.watch.trigger(figure) else {
+                continue;
+            };
+            if let Some(node) = client.node_at(state, rank) {
+                // SAFETY: `index` linked this node in this tree for this trigger.
+                unsafe { self.tree(figure, trigger).remove(node) };
+            }
+            rank += 1;
+        }
+    }
+
+    /// A node whose trigger `figures` cross, if any: O(1) in the number of files.
+    fn crossed(&self, figures: &Figures) -> Option<*mut Node> {
+        for figure in Figure::ALL {
+            let value = figures.get(figure);
+            let up = &self.up[figure.index()];
+            if !up.is_empty() && Trigger::UpAt(up.min).crossed_by(value) {
+                return Some(up.first);
+            }
+            let down = &self.down[figure.index()];
+            if !down.is_empty() && Trigger::DownBelow(down.max).crossed_by(value) {
+                return Some(down.last);
             }
         }
+        None
     }
 
     /// The distance of the nearest armed trigger from `now`, in pages.
-    fn nearest(&mut self, now: &Figures) -> Option<u64> {
+    fn nearest(&self, now: &Figures) -> Option<u64> {
         let mut nearest: Option<u64> = None;
         for figure in Figure::ALL {
             let value = now.get(figure);
-            if let Some(cursor) = self.up[figure.index()].cursor_front() {
-                let (&(at, _), _) = cursor.current();
-                let distance = Trigger::UpAt(at).distance(value);
-                nearest = Some(nearest.map_or(distance, |n| n.min(distance)));
-            }
-            if let Some(cursor) = self.down[figure.index()].cursor_back() {
-                let (&(below, _), _) = cursor.current();
-                let distance = Trigger::DownBelow(below).distance(value);
+            let up = &self.up[figure.index()];
+            let down = &self.down[figure.index()];
+            let distances = [
+                (!up.is_empty()).then(|| Trigger::UpAt(up.min).distance(value)),
+                (!down.is_empty()).then(|| Trigger::DownBelow(down.max).distance(value)),
+            ];
+            for distance in distances.into_iter().flatten() {
                 nearest = Some(nearest.map_or(distance, |n| n.min(distance)));
             }
         }
@@ -333,48 +591,17 @@ fn trigger_value(trigger: Trigger) -> u64 {
     }
 }
 
-/// Node allocations moved between trees without going back to the allocator.
-struct Spare {
-    nodes: [Option<TriggerReservation>; FIGURE_COUNT],
-}
+/// The `memnotify_client` slab cache, set between `init` and the end of `drop`.
+static CLIENT_CACHE: AtomicPtr<bindings::kmem_cache> = AtomicPtr::new(ptr::null_mut());
 
-type TriggerReservation = RBTreeNodeReservation<(u64, u64), Arc<Client>>;
-
-impl Spare {
-    fn new() -> Self {
-        Spare {
-            nodes: [const { None }; FIGURE_COUNT],
-        }
+/// Destroys the client cache once no client is left (every file closed and every RCU
+/// callback run).
+fn destroy_client_cache() {
+    let cache = CLIENT_CACHE.swap(ptr::null_mut(), Ordering::AcqRel);
+    if !cache.is_null() {
+        // SAFETY: created in `init`; the callers guarantee no object is left.
+        unsafe { bindings::kmem_cache_destroy(cache) };
     }
-
-    fn count(&self) -> usize {
-        self.nodes.iter().filter(|node| node.is_some()).count()
-    }
-
-    fn put(&mut self, reservation: TriggerReservation) {
-        if let Some(slot) = self.nodes.iter_mut().find(|slot| slot.is_none()) {
-            *slot = Some(reservation);
-        }
-    }
-
-    fn take(&mut self) -> Option<TriggerReservation> {
-        self.nodes.iter_mut().find_map(Option::take)
-    }
-
-    /// Allocates reservations until it holds `wanted`; fails without side effects.
-    fn fill(&mut self, wanted: usize) -> Result {
-        while self.count() < wanted {
-            self.put(RBTreeNodeReservation::new(GFP_KERNEL)?);
-        }
-        Ok(())
-    }
-}
-
-fn armed(watch: &Watch) -> usize {
-    Figure::ALL
-        .iter()
-        .filter(|&&figure| watch.trigger(figure).is_some())
-        .count()
 }
 
 fn now_ns() -> u64 {
@@ -429,11 +656,12 @@ fn default_levels(total_pages: u64) -> Levels {
     )
 }
 
-/// Marks an event on `state`'s file and wakes its pollers and SIGIO owners.
-fn deliver(state: &mut ClientState) {
+/// Marks an event on `client`'s file, delivered by the evaluation that started at
+/// `time_ns`, and wakes its pollers and SIGIO owners.
+fn deliver(client: &Client, state: &mut ClientState, time_ns: u64) {
     state.seq += 1;
     state.read_ready = true;
-    let client = &state.client;
+    state.default.last_event_ns = time_ns.max(1);
     client.event_pending.store(true, Ordering::Release);
     EVENTS.add(1);
     // SAFETY: the wait queue was initialised at open and lives as long as `client`.
@@ -456,36 +684,19 @@ fn deliver(state: &mut ClientState) {
     WAKEUPS.add(1);
 }
 
-/// How many crossed clients one pass handles; passes repeat until none is left, so an
-/// evaluation needs no allocation whatever the number of crossings.
-const BATCH: usize = 32;
+/// How many files one batch of a delivery handles before the registry lock is released
+/// and the worker offers the CPU (`cond_resched`), so that woken clients can read their
+/// events, and other files open, write and close, during a long delivery.
+const BATCH: usize = 64;
 
-/// The distinct ids of crossed clients found in one pass.
-struct Batch {
-    ids: [u64; BATCH],
-    len: usize,
-}
-
-impl Batch {
-    fn new() -> Self {
-        Batch {
-            ids: [0; BATCH],
-            len: 0,
-        }
-    }
-
-    /// Adds `id` once; returns whether the batch is full.
-    fn add(&mut self, id: u64) -> bool {
-        if !self.ids().contains(&id) {
-            self.ids[self.len] = id;
-            self.len += 1;
-        }
-        self.len == BATCH
-    }
-
-    fn ids(&self) -> &[u64] {
-        &self.ids[..self.len]
-    }
+/// Lets other tasks run between two batches of a delivery, with the lock released.
+fn pause_between_batches<'a>(
+    shared: &'a Shared,
+    registry: kernel::sync::lock::Guard<'a, Registry, kernel::sync::lock::mutex::MutexBackend>,
+) -> kernel::sync::lock::Guard<'a, Registry, kernel::sync::lock::mutex::MutexBackend> {
+    drop(registry);
+    ffi::cond_resched();
+    shared.registry.lock()
 }
 
 /// One evaluation: sample, deliver crossings and default levels, plan the next run.
@@ -493,9 +704,10 @@ fn evaluate(shared: &Shared) {
     let start = now_ns();
     shared.last_eval_start_ns.store(start, Ordering::Relaxed);
     shared.kick_pending.store(false, Ordering::Relaxed);
+    shared.kicked.store(false, Ordering::Relaxed);
     let figures = sample();
     let mut registry = shared.registry.lock();
-    if registry.clients.iter().next().is_none() {
+    if registry.clients == 0 {
         registry.sampling = false;
         return;
     }
@@ -507,82 +719,75 @@ fn evaluate(shared: &Shared) {
         level: registry.level.as_u8(),
     };
 
-    // Threshold crossings, found from the trigger trees only.
-    loop {
-        let mut batch = Batch::new();
-        'figures: for figure in Figure::ALL {
-            let value = figures.get(figure);
-            let mut cursor = registry.up[figure.index()].cursor_front();
-            while let Some(current) = cursor {
-                let (&(at, id), _) = current.current();
-                if at > value {
-                    break;
-                }
-                if batch.add(id) {
-                    break 'figures;
-                }
-                cursor = current.move_next();
-            }
-            let mut cursor = registry.down[figure.index()].cursor_back();
-            while let Some(current) = cursor {
-                let (&(below, id), _) = current.current();
-                if below <= value {
-                    break;
-                }
-                if batch.add(id) {
-                    break 'figures;
-                }
-                cursor = current.move_prev();
-            }
-        }
-        if batch.ids().is_empty() {
-            break;
-        }
-        let mut progressed = false;
-        for &id in batch.ids() {
-            let Some(state) = registry.clients.get(&id) else {
-                continue;
+    // Threshold crossings, from the trees' cached extremes: with nothing crossed this is
+    // 14 comparisons. Each crossed file is moved to its new triggers and marked at
+    // once, under the lock, so a file that closes or writes between batches is either
+    // done (its event stands) or not yet reached (a close unlinks it; a write re-arms
+    // it against these same figures, so it does not cross): no event is lost or sent
+    // twice, and no batch keeps a pointer across the unlocked pause.
+    registry.delivering = true;
+    'crossings: loop {
+        for _ in 0..BATCH {
+            let Some(node) = registry.crossed(&figures) else {
+                break 'crossings;
             };
-            progressed = true;
-            let client = state.client.clone();
-            let mut watch = state.watch;
-            let mut spare = Spare::new();
-            registry.unindex(id, &watch, &mut spare);
-            let crossings = watch.evaluate(&figures);
-            registry.index(&client, &watch, &mut spare);
-            if let Some(state) = registry.clients.get_mut(&id) {
-                state.watch = watch;
-                if crossings.any() {
-                    deliver(state);
-                }
+            // SAFETY: linked nodes belong to open clients, which `release` unlinks
+            // under the lock before they are freed.
+            let client = unsafe { &*(*node).client.get() };
+            // SAFETY: the lock is held; the state is not otherwise borrowed here.
+            unsafe { registry.unindex(client) };
+            // SAFETY: as above.
+            let state = unsafe { &mut *client.state() };
+            let crossings = state.watch.evaluate(&figures);
+            // SAFETY: the client's nodes were just unlinked; `state` is not used again
+            // until after this call.
+            unsafe { registry.index(client) };
+            if !crossings.any() {
+                // The trees and the watch disagree: never reached, but an evaluation
+                // must not spin on it.
+                pr_err!("memnotify: trigger index out of step with a watch\n");
+                break 'crossings;
             }
+            // SAFETY: as above; `index` no longer borrows the state.
+            deliver(client, unsafe { &mut *client.state() }, start);
         }
-        if !progressed {
-            // Triggers of a file that is gone: never left behind by `release`, but an
-            // evaluation must not spin on them.
-            pr_err!("memnotify: stale triggers in the index\n");
-            break;
-        }
+        registry = pause_between_batches(shared, registry);
     }
+    registry.delivering = false;
 
-    // Default levels, for files without thresholds.
+    // Default levels, for files without thresholds, in batches by open number.
     let levels = default_levels(figures.get(Figure::Total));
     let level = levels.level(figures.get(Figure::Available), registry.level);
     if level != registry.level || registry.lagging > 0 {
         registry.level = level;
         let min_interval_ns = u64::from(RATE_LIMIT_MS.load(Ordering::Relaxed)) * 1_000_000;
         let mut lagging = 0;
-        let Registry {
-            defaults, clients, ..
-        } = &mut *registry;
-        for (id, _) in defaults.iter() {
-            if let Some(state) = clients.get_mut(id) {
+        let mut node = registry.defaults.first;
+        loop {
+            for _ in 0..BATCH {
+                if node.is_null() {
+                    break;
+                }
+                // SAFETY: as above, for the nodes in `defaults`.
+                let client = unsafe { &*(*node).client.get() };
+                // SAFETY: the lock is held; the state is not otherwise borrowed here.
+                let state = unsafe { &mut *client.state() };
                 if state.default.offer(level, start, min_interval_ns) {
-                    deliver(state);
+                    deliver(client, state, start);
                 } else if state.default.lagging(level) {
                     lagging += 1;
                 }
+                // SAFETY: `node` is linked in `defaults`.
+                node = unsafe { bindings::rb_next((*node).link.get()) }.cast::<Node>();
             }
+            if node.is_null() {
+                break;
+            }
+            // Resume by key: the node may be gone after the pause.
+            // SAFETY: `node` is still linked: the lock has been held since it was found.
+            let next_key = unsafe { (*node).key.get() };
+            registry = pause_between_batches(shared, registry);
+            node = registry.defaults.first_after(next_key.saturating_sub(1));
         }
         registry.lagging = lagging;
     }
@@ -604,7 +809,7 @@ fn evaluate(shared: &Shared) {
         proto::number::mul_div(moved, 1_000_000_000, elapsed_ns)
     };
     let mut nearest = registry.nearest(&figures);
-    if registry.defaults.iter().next().is_some() {
+    if !registry.defaults.is_empty() {
         let available = figures.get(Figure::Available);
         for bound in [levels.low, levels.critical] {
             if bound != 0 {
@@ -613,9 +818,12 @@ fn evaluate(shared: &Shared) {
             }
         }
     }
-    let interval = next_interval_ms(sampling, nearest, figures.get(Figure::Total), speed);
+    let mut interval = next_interval_ms(sampling, nearest, figures.get(Figure::Total), speed);
     registry.sampling = true;
     drop(registry);
+    if shared.kicked.load(Ordering::Relaxed) {
+        interval = 0;
+    }
 
     INTERVAL_MS.set(interval);
     EVALUATIONS.add(1);
@@ -643,6 +851,7 @@ unsafe extern "C" fn sampler_run(_work: *mut bindings::work_struct) {
 
 /// Starts the sampler now (a file opened or wrote thresholds).
 fn kick(shared: &Shared) {
+    shared.kicked.store(true, Ordering::Relaxed);
     // SAFETY: the sampler was initialised before registration and is cancelled at exit.
     unsafe { ffi::mod_delayed_work(shared.sampler.get(), 0) };
 }
@@ -693,8 +902,8 @@ unsafe extern "C" fn reclaim_scan(
 ///
 /// `file` is a memnotify file between `open` and `release`.
 unsafe fn client_of<'a>(file: *mut bindings::file) -> &'a Client {
-    // SAFETY: `open` stored an `Arc<Client>` reference in `private_data`, released only
-    // by `release`.
+    // SAFETY: `open` stored a pointer to the file's `Client` in `private_data`; the
+    // client is freed only after `release`.
     unsafe { &*((*file).private_data as *const Client) }
 }
 
@@ -709,6 +918,57 @@ unsafe extern "C" fn open(_inode: *mut bindings::inode, file: *mut bindings::fil
             REJECTED_OPENS.add(1);
             error.to_errno()
         }
+    }
+}
+
+/// A client allocated from the cache and initialised, not yet registered.
+fn new_client(uid: u32, limited: bool) -> Result<*mut Client> {
+    let cache = CLIENT_CACHE.load(Ordering::Acquire);
+    // SAFETY: the cache exists while the device is registered, which it is during `open`.
+    let raw =
+        unsafe { bindings::kmem_cache_alloc_noprof(cache, bindings::GFP_KERNEL) }.cast::<Client>();
+    if raw.is_null() {
+        return Err(ENOMEM);
+    }
+    // SAFETY: `raw` is a fresh object of the cache, sized and aligned for a `Client`
+    // (see `init`); it never moves until it is freed.
+    unsafe {
+        raw.write(Client {
+            wait: Opaque::uninit(),
+            fasync: Opaque::new(ptr::null_mut()),
+            node: Node::new(raw),
+            state: UnsafeCell::new(ClientState {
+                watch: Watch::default(),
+                default: DefaultClient::new(Level::Normal),
+                seq: 0,
+                extra: None,
+                configured: false,
+                read_ready: true,
+            }),
+            event_pending: AtomicBool::new(false),
+            limited,
+            uid,
+        });
+        bindings::__init_waitqueue_head(
+            (*raw).wait.get(),
+            c_str!("memnotify_client").as_char_ptr(),
+            lock_class!(),
+        );
+    }
+    Ok(raw)
+}
+
+/// Returns a client that was never registered, or whose RCU grace period has passed,
+/// to the cache.
+///
+/// # Safety
+///
+/// `raw` came from [`new_client`], is in no tree and is referenced by nothing else.
+unsafe fn free_client_now(raw: *mut Client) {
+    // SAFETY: by contract; dropping frees the extra nodes if any.
+    unsafe {
+        ptr::drop_in_place(raw);
+        bindings::kmem_cache_free(CLIENT_CACHE.load(Ordering::Acquire), raw.cast::<c_void>());
     }
 }
 
@@ -733,64 +993,41 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
     let limited = unsafe { !bindings::capable(bindings::CAP_SYS_RESOURCE as c_int) };
 
     // Allocate everything before taking the lock, so a failure changes nothing.
-    let state_node = RBTreeNodeReservation::<u64, ClientState>::new(GFP_KERNEL)?;
-    let default_node = RBTreeNodeReservation::<u64, Arc<Client>>::new(GFP_KERNEL)?;
     let uid_node = RBTreeNodeReservation::<u32, u32>::new(GFP_KERNEL)?;
+    let raw = new_client(uid, limited)?;
 
     let mut registry = shared.registry.lock();
-    if CLIENTS.get() >= u64::from(MAX_CLIENTS.load(Ordering::Relaxed)) {
-        return Err(EMFILE);
-    }
     let per_uid = registry.per_uid.get(&uid).copied().unwrap_or(0);
-    if limited && per_uid >= MAX_PER_UID.load(Ordering::Relaxed) {
+    if u64::from(registry.clients) >= u64::from(MAX_CLIENTS.load(Ordering::Relaxed))
+        || (limited && per_uid >= MAX_PER_UID.load(Ordering::Relaxed))
+    {
+        drop(registry);
+        // SAFETY: never registered.
+        unsafe { free_client_now(raw) };
         return Err(EMFILE);
     }
     let id = registry.next_id;
-    let client = Arc::new(
-        Client {
-            id,
-            uid,
-            limited,
-            wait: Opaque::uninit(),
-            event_pending: AtomicBool::new(false),
-            fasync: Opaque::new(ptr::null_mut()),
-            rcu: Opaque::uninit(),
-        },
-        GFP_KERNEL,
-    )?;
-    // SAFETY: `wait` is uninitialised memory inside the new `Arc`, which never moves.
-    unsafe {
-        bindings::__init_waitqueue_head(
-            client.wait.get(),
-            c_str!("memnotify_client").as_char_ptr(),
-            lock_class!(),
-        )
-    };
     registry.next_id += 1;
-    let state = ClientState {
-        client: client.clone(),
-        watch: Watch::default(),
-        configured: false,
-        default: DefaultClient::new(registry.level),
-        seq: 0,
-        read_ready: true,
-    };
-    registry.clients.insert(state_node.into_node(id, state));
-    registry
-        .defaults
-        .insert(default_node.into_node(id, client.clone()));
+    // SAFETY: `raw` is initialised; the lock is held.
+    let client = unsafe { &*raw };
+    // SAFETY: the lock is held and nothing else can reach this client yet.
+    unsafe { (*client.state()).default = DefaultClient::new(registry.level) };
+    client.node.key.set(id);
+    // SAFETY: the client is unconfigured and in no tree.
+    unsafe { registry.index(client) };
     if limited {
         registry
             .per_uid
             .insert(uid_node.into_node(uid, per_uid + 1));
     }
-    CLIENTS.add(1);
+    registry.clients += 1;
+    CLIENTS.set(u64::from(registry.clients));
     let start_sampler = !registry.sampling;
     registry.sampling = true;
     drop(registry);
 
-    // SAFETY: `file` is valid; the reference is given back in `release`.
-    unsafe { (*file).private_data = Arc::into_raw(client) as *mut c_void };
+    // SAFETY: `file` is valid; `release` takes the client back.
+    unsafe { (*file).private_data = raw.cast::<c_void>() };
     if start_sampler {
         kick(shared);
     }
@@ -802,15 +1039,14 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
 /// Called by C with the arguments its callback type promises.
 unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
     let shared = shared();
-    // SAFETY: `open` stored the file's `Arc<Client>` reference here.
-    let client = unsafe { Arc::from_raw((*file).private_data as *const Client) };
-    {
+    // SAFETY: `open` stored the file's client here.
+    let raw = unsafe { (*file).private_data.cast::<Client>() };
+    // SAFETY: the client stays allocated until the RCU callback below.
+    let client = unsafe { &*raw };
+    let extra = {
         let mut registry = shared.registry.lock();
-        if let Some(state) = registry.clients.remove(&client.id) {
-            let mut spare = Spare::new();
-            registry.unindex(client.id, &state.watch, &mut spare);
-        }
-        registry.defaults.remove(&client.id);
+        // SAFETY: the client is open, its nodes linked as its state says.
+        unsafe { registry.unindex(client) };
         if client.limited {
             match registry.per_uid.get(&client.uid).copied() {
                 Some(count) if count > 1 => {
@@ -823,17 +1059,24 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
                 }
             }
         }
-        CLIENTS.set(CLIENTS.get().saturating_sub(1));
-    }
+        registry.clients = registry.clients.saturating_sub(1);
+        CLIENTS.set(u64::from(registry.clients));
+        // SAFETY: the lock is held; the nodes are unlinked, so nothing reaches them.
+        unsafe { (*client.state()).extra.take() }
+    };
+    drop(extra);
     // No poller can still be queued (poll and epoll hold a file reference, and epoll
     // unhooks before `release`), but the wait queue goes away with the client: tell any
     // waiter, as upstream's poll abstraction does, and free only after an RCU grace
-    // period, which `__wake_up_pollfree` requires.
+    // period, which `__wake_up_pollfree` requires. No evaluation can reach the client
+    // any more: it was unlinked under the lock, and deliveries wake only under the lock.
     // SAFETY: the wait queue is initialised and still allocated.
     unsafe { bindings::__wake_up_pollfree(client.wait.get()) };
-    let raw = Arc::into_raw(client);
-    // SAFETY: `rcu` belongs to the client kept alive by `raw` until the callback runs.
-    unsafe { bindings::call_rcu((*raw).rcu.get(), Some(free_client)) };
+    // The first node is unlinked: its `rb_node` becomes the `callback_head` (see the
+    // assertion by `ClientState`).
+    let head = client.node.link.get().cast::<bindings::callback_head>();
+    // SAFETY: `head` is inside the client, which stays allocated until the callback.
+    unsafe { bindings::call_rcu(head, Some(free_client)) };
     0
 }
 
@@ -841,10 +1084,10 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
 ///
 /// Called by C with the arguments its callback type promises.
 unsafe extern "C" fn free_client(head: *mut bindings::callback_head) {
-    let offset = core::mem::offset_of!(Client, rcu);
-    // SAFETY: `head` is the `rcu` field of a `Client` whose reference `release` leaked.
-    let client = unsafe { Arc::from_raw((head as *const u8).sub(offset) as *const Client) };
-    drop(client);
+    let offset = core::mem::offset_of!(Client, node) + core::mem::offset_of!(Node, link);
+    // SAFETY: `head` is the first node's link of a client that `release` retired; the
+    // grace period has passed, so nothing references it.
+    unsafe { free_client_now(head.cast::<u8>().sub(offset).cast::<Client>()) };
 }
 
 /// # Safety
@@ -877,12 +1120,11 @@ unsafe fn read_line(
     // SAFETY: `offset` is valid for the duration of the call.
     let position = unsafe { *offset };
     let event = client.event_pending.load(Ordering::Acquire);
-    let mut registry = shared().registry.lock();
+    let registry = shared().registry.lock();
     let last = registry.last;
     let level = registry.level;
-    let Some(state) = registry.clients.get_mut(&client.id) else {
-        return Err(EBADF);
-    };
+    // SAFETY: the lock is held; nothing else borrows the state.
+    let state = unsafe { &mut *client.state() };
     // EOF unless this is a sample request (offset 0), or something happened since the
     // previous read: `cat` ends, event-driven readers that never seek keep working.
     if position != 0 && !state.read_ready && !event {
@@ -891,10 +1133,20 @@ unsafe fn read_line(
     state.read_ready = false;
     client.event_pending.store(false, Ordering::Release);
     let seq = state.seq;
+    let event_ns = state.default.last_event_ns;
     drop(registry);
 
     let mut snapshot = if event && last.time_ns != 0 {
-        last
+        // The latest evaluation's figures, with the time of the evaluation that
+        // delivered this file's event (the same one unless another ran since).
+        Snapshot {
+            time_ns: if event_ns != 0 {
+                event_ns
+            } else {
+                last.time_ns
+            },
+            ..last
+        }
     } else {
         Snapshot {
             figures: sample(),
@@ -945,44 +1197,50 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     UserSlice::new(buf as usize, count)
         .reader()
         .read_slice(&mut text[..count])?;
-    let figures = sample();
+    let sampled = sample();
     let thresholds: Thresholds =
-        parse_thresholds(&text[..count], units(figures.get(Figure::Total))).map_err(|_| EINVAL)?;
-    let watch = Watch::new(thresholds, &figures);
+        parse_thresholds(&text[..count], units(sampled.get(Figure::Total))).map_err(|_| EINVAL)?;
+    // Allocate the extra nodes before taking the lock, so that a failure leaves the old
+    // thresholds in force.
+    let mut extra = if Watch::new(thresholds, &sampled).armed() > 1 {
+        let this = ptr::from_ref(client);
+        Some(KBox::new(
+            core::array::from_fn(|_| Node::new(this)),
+            GFP_KERNEL,
+        )?)
+    } else {
+        None
+    };
 
     let shared = shared();
     let mut registry = shared.registry.lock();
-    let Some(state) = registry.clients.get(&client.id) else {
-        return Err(EBADF);
+    // While an evaluation delivers in batches, arm against its figures: the rest of its
+    // delivery then cannot find these triggers crossed; the next evaluation compares
+    // them with a new sample as usual.
+    let figures = if registry.delivering {
+        registry.last.figures
+    } else {
+        sampled
     };
-    let old = state.watch;
-    let was_default = !state.configured;
-    // Reserve the nodes the new thresholds need beyond the ones the old release, so an
-    // allocation failure leaves the old thresholds in force.
-    let mut spare = Spare::new();
-    spare.fill(armed(&watch).saturating_sub(armed(&old)))?;
-    registry.unindex(client.id, &old, &mut spare);
-    let owner = state_client(&registry, client.id)?;
-    registry.index(&owner, &watch, &mut spare);
-    if was_default {
-        registry.defaults.remove(&client.id);
-    }
-    if let Some(state) = registry.clients.get_mut(&client.id) {
+    let watch = Watch::new(thresholds, &figures);
+    // SAFETY: the client is open, its nodes linked as its state says.
+    unsafe { registry.unindex(client) };
+    {
+        // SAFETY: the lock is held; the client's nodes are unlinked.
+        let state = unsafe { &mut *client.state() };
+        if state.extra.is_none() || watch.armed() <= 1 {
+            core::mem::swap(&mut state.extra, &mut extra);
+        }
         state.watch = watch;
         state.configured = true;
         state.read_ready = true;
     }
+    // SAFETY: the nodes are unlinked and the state no longer borrowed.
+    unsafe { registry.index(client) };
     drop(registry);
+    drop(extra);
     kick(shared);
     Ok(())
-}
-
-fn state_client(registry: &Registry, id: u64) -> Result<Arc<Client>> {
-    registry
-        .clients
-        .get(&id)
-        .map(|state| state.client.clone())
-        .ok_or(EBADF)
 }
 
 /// # Safety
@@ -1088,11 +1346,32 @@ impl kernel::Module for Memnotify {
                     }
                 }),
                 kick_pending: AtomicBool::new(false),
+                kicked: AtomicBool::new(false),
                 last_eval_start_ns: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
         SHARED.store(ptr::from_ref(&*shared).cast_mut(), Ordering::Release);
+
+        // One cache for the clients: a `Client` is one object of exactly its size instead
+        // of the next kmalloc size. No constructor: `open` initialises every field.
+        // SAFETY: all-zero is valid `kmem_cache_args` (no constructor, no usercopy).
+        let mut cache_args: bindings::kmem_cache_args = unsafe { core::mem::zeroed() };
+        cache_args.align = core::mem::align_of::<Client>() as u32;
+        // SAFETY: the name is a static C string; `cache_args` outlives the call.
+        let cache = unsafe {
+            bindings::__kmem_cache_create_args(
+                c_str!("memnotify_client").as_char_ptr(),
+                core::mem::size_of::<Client>() as u32,
+                &mut cache_args,
+                0,
+            )
+        };
+        if cache.is_null() {
+            SHARED.store(ptr::null_mut(), Ordering::Release);
+            return Err(ENOMEM);
+        }
+        CLIENT_CACHE.store(cache, Ordering::Release);
 
         // SAFETY: all-zero is a valid `file_operations` (every callback absent).
         let mut fops: bindings::file_operations = unsafe { core::mem::zeroed() };
@@ -1169,6 +1448,7 @@ impl kernel::Module for Memnotify {
         let shrinker = unsafe { bindings::shrinker_alloc(0, c_str!("memnotify").as_char_ptr()) };
         if shrinker.is_null() {
             SHARED.store(ptr::null_mut(), Ordering::Release);
+            destroy_client_cache();
             return Err(ENOMEM);
         }
         // SAFETY: `shrinker` was just allocated and is not registered yet.
@@ -1186,12 +1466,14 @@ impl kernel::Module for Memnotify {
             unsafe { bindings::shrinker_free(shrinker) };
             SHARED.store(ptr::null_mut(), Ordering::Release);
             REGISTRATION.store(ptr::null_mut(), Ordering::Release);
+            destroy_client_cache();
             return Err(Error::from_errno(ret));
         }
         pr_info!(
-            "memnotify: /dev/memnotify ready (fast {} ms, slow {} ms)\n",
+            "memnotify: /dev/memnotify ready (fast {} ms, slow {} ms, {} bytes per file)\n",
             FAST_MS.load(Ordering::Relaxed),
-            SLOW_MS.load(Ordering::Relaxed)
+            SLOW_MS.load(Ordering::Relaxed),
+            core::mem::size_of::<Client>()
         );
         Ok(Memnotify {
             shared,
@@ -1214,6 +1496,7 @@ impl Drop for Memnotify {
         // Clients are freed by RCU callbacks in this module's text: wait for them.
         // SAFETY: no preconditions in process context.
         unsafe { bindings::rcu_barrier() };
+        destroy_client_cache();
         SHARED.store(ptr::null_mut(), Ordering::Release);
         REGISTRATION.store(ptr::null_mut(), Ordering::Release);
         pr_info!("memnotify: unloaded\n");

@@ -1,6 +1,8 @@
 //! The per-file crossing state machine.
 
-use memnotify_proto::{Crossings, Figure, Figures, Thresholds, Trigger, Watch, FIGURE_COUNT};
+use memnotify_proto::{
+    Crossings, Figure, Figures, Thresholds, Trigger, Watch, FIGURE_COUNT, WATCH_PAGES_MAX,
+};
 use proptest::prelude::*;
 
 fn bit(figure: Figure) -> u8 {
@@ -48,7 +50,7 @@ fn sides_are_taken_at_write_time() {
     assert!(!Watch::new(armed, &with(Figure::Free, 1000)).is_above(Figure::Free));
     assert_eq!(
         Watch::new(armed, &with(Figure::Used, 5)).thresholds(),
-        &armed
+        armed
     );
 }
 
@@ -315,5 +317,52 @@ proptest! {
         let _ = watch.nearest(&second);
         let _ = watch.evaluate(&second);
         let _ = watch.nearest(&second);
+    }
+}
+
+#[test]
+fn thresholds_beyond_32_bits_of_pages_are_clamped() {
+    let big = WATCH_PAGES_MAX + 1;
+    let watch = Watch::new(
+        thresholds(Figure::Used, big, u64::MAX),
+        &with(Figure::Used, 5),
+    );
+    assert_eq!(watch.threshold(Figure::Used), Some(WATCH_PAGES_MAX));
+    assert_eq!(watch.thresholds().hysteresis, WATCH_PAGES_MAX);
+    assert_eq!(
+        watch.trigger(Figure::Used),
+        Some(Trigger::UpAt(WATCH_PAGES_MAX))
+    );
+    assert_eq!(watch.armed(), 1);
+    // Below 2^32 - 1 pages the clamped threshold behaves as the one written.
+    let mut watch = Watch::new(
+        thresholds(Figure::Free, u64::MAX, 0),
+        &with(Figure::Free, 7),
+    );
+    assert!(!watch.is_above(Figure::Free));
+    assert_eq!(
+        watch.evaluate(&with(Figure::Free, WATCH_PAGES_MAX - 1)),
+        NONE
+    );
+    assert_eq!(
+        watch.evaluate(&with(Figure::Free, WATCH_PAGES_MAX)),
+        up(Figure::Free)
+    );
+    // Values that fit are kept exactly.
+    let exact = thresholds(Figure::Active, WATCH_PAGES_MAX, WATCH_PAGES_MAX - 1);
+    assert_eq!(Watch::new(exact, &Figures::default()).thresholds(), exact);
+}
+
+proptest! {
+    #[test]
+    fn armed_counts_the_triggers(limits in prop::array::uniform7(prop_oneof![Just(0u64), any::<u64>()])) {
+        let watch = Watch::new(Thresholds { values: limits, hysteresis: 0 }, &Figures::default());
+        prop_assert_eq!(watch.armed(), watch.triggers().iter().flatten().count());
+        prop_assert_eq!(watch.armed(), limits.iter().filter(|&&v| v != 0).count());
+        for figure in Figure::ALL {
+            prop_assert_eq!(watch.threshold(figure), watch.thresholds().get(figure));
+            let limit = limits[figure.index()];
+            prop_assert_eq!(watch.threshold(figure), (limit != 0).then(|| limit.min(WATCH_PAGES_MAX)));
+        }
     }
 }

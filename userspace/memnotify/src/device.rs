@@ -161,7 +161,7 @@ impl Backend for Device {
     }
 
     fn thresholds(&self) -> Thresholds {
-        *self.watch.thresholds()
+        self.watch.thresholds()
     }
 
     fn poll_flags(&self) -> PollFlags {

@@ -64,7 +64,7 @@ impl Event {
         Some(Event {
             snapshot,
             crossings,
-            thresholds: *watch.thresholds(),
+            thresholds: watch.thresholds(),
         })
     }
 

@@ -218,7 +218,7 @@ impl Backend for Psi {
     }
 
     fn thresholds(&self) -> Thresholds {
-        *self.watch.thresholds()
+        self.watch.thresholds()
     }
 
     fn poll_flags(&self) -> PollFlags {

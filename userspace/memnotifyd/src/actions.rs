@@ -327,6 +327,14 @@ impl Killer {
         }
     }
 
+    /// Scans the processes and chooses a victim without acting, so that the code and
+    /// the heap this needs are resident (and locked) before memory runs short.
+    pub fn warm_up(&self, config: &KillConfig) {
+        let processes = victim::scan(&self.proc_root, std::process::id() as i32);
+        let chosen = victim::choose(&processes, config).map(|victim| victim::score(victim, config));
+        std::hint::black_box(chosen);
+    }
+
     /// Chooses a victim and sends it SIGTERM (or only logs, in a dry run).
     pub fn kill_one(
         &mut self,

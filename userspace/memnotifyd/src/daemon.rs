@@ -69,9 +69,20 @@ fn mib(pages: u64, page_shift: u32) -> u64 {
 }
 
 /// Locks the daemon in memory and exempts it from the OOM killer.
+///
+/// `MCL_ONFAULT` locks each page when it is first touched instead of making the whole
+/// static image resident at once: the code the daemon never runs (the configuration
+/// parser's error paths, the formatting of other kinds of messages) stays out of memory,
+/// and what it runs stays locked. [`Daemon::start`] touches the paths that run only under
+/// pressure (the victim scan) before it returns. Kernels before 4.4 reject the flag:
+/// then everything is locked, as before.
 fn protect(logger: &mut Logger) {
     use rustix::mm::MlockAllFlags;
-    if let Err(errno) = rustix::mm::mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE) {
+    let locked = rustix::mm::mlockall(
+        MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT,
+    )
+    .or_else(|_| rustix::mm::mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE));
+    if let Err(errno) = locked {
         logger.always(
             Severity::Warning,
             format_args!("mlockall failed ({errno}): the daemon may be swapped out under pressure"),
@@ -152,6 +163,9 @@ impl Daemon {
             logger,
         };
         daemon.log_start();
+        // Under MCL_ONFAULT, fault in (and so lock) the victim scan now rather than
+        // when memory is short.
+        daemon.killer.warm_up(&daemon.config.kill);
         Ok(daemon)
     }
 

@@ -24,7 +24,12 @@ usage: mn-probe <command> [args]
   bad-writes THRESHOLDS [--timeout S]         every malformed write must fail with EINVAL and
                                               leave THRESHOLDS in force (then waits for its event)
   read-semantics                              first read, EOF, pread at 0, write, short buffer
-  open-many N [THRESHOLDS]                    open N files (with thresholds), report, close
+  open-many N [THRESHOLDS] [--hold S]         open N files (with thresholds), report, keep
+                                              them open S seconds (0), close
+  cross-many N                                N files cross one `used` threshold up, then down,
+                                              while another thread closes, reopens and re-arms
+                                              more files: each of the N gets exactly one event
+                                              per crossing
   uid-limit UID [--hold S]                    as UID, open until EMFILE; print how many
                                               (and keep them open S seconds)
   open-as UID GID                             as UID with only group GID, open once; print the result
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         Some("bad-writes") => bad_writes(&args[1..]),
         Some("read-semantics") => read_semantics(),
         Some("open-many") => open_many(&args[1..]),
+        Some("cross-many") => cross_many(&args[1..]),
         Some("uid-limit") => uid_limit(&args[1..]),
         Some("open-as") => open_as(&args[1..]),
         Some("compare") => compare(),
@@ -395,7 +401,21 @@ fn open_many(args: &[String]) -> Result<(), String> {
         .first()
         .and_then(|n| n.parse().ok())
         .ok_or("open-many needs a count")?;
-    let thresholds = args[1..].join(" ");
+    let mut hold = Duration::ZERO;
+    let mut words = Vec::new();
+    let mut rest = args[1..].iter();
+    while let Some(word) = rest.next() {
+        if word == "--hold" {
+            let secs: u64 = rest
+                .next()
+                .and_then(|v| v.parse().ok())
+                .ok_or("--hold needs seconds")?;
+            hold = Duration::from_secs(secs);
+        } else {
+            words.push(word.as_str());
+        }
+    }
+    let thresholds = words.join(" ");
     // Raise the fd limit as far as the hard limit allows.
     // SAFETY: plain syscalls on local memory.
     unsafe {
@@ -415,6 +435,8 @@ fn open_many(args: &[String]) -> Result<(), String> {
     let clients =
         std::fs::read_to_string("/sys/class/misc/memnotify/statistics/clients").unwrap_or_default();
     println!("opened {count}; clients now {}", clients.trim());
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(hold);
     for fd in fds {
         // SAFETY: closing fds this function opened.
         unsafe { libc::close(fd) };
@@ -426,6 +448,180 @@ fn open_many(args: &[String]) -> Result<(), String> {
 /// Opens and closes files as fast as it can while `rmmod`/`insmod` run elsewhere: an open
 /// either works fully (a line to read, thresholds accepted) or fails because the device
 /// is gone (ENOENT, ENODEV, ENXIO); anything else is a failure.
+/// Raises the fd limit as far as the hard limit allows.
+fn raise_fd_limit() {
+    // SAFETY: plain syscalls on local memory.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+/// The `used` figure of a fresh sample.
+fn used_now(fd: i32) -> Result<u64, String> {
+    let mut buf = [0u8; 256];
+    let n = pread_into(fd, &mut buf)?;
+    parse_line(&buf[..n])
+        .map(|snapshot| snapshot.figures.get(Figure::Used))
+        .map_err(|error| format!("bad line: {error:?}"))
+}
+
+/// The `seq` of the line a read returns now.
+fn seq_now(fd: i32) -> Result<u64, String> {
+    let mut buf = [0u8; 256];
+    let n = read_into(fd, &mut buf)?;
+    parse_line(&buf[..n])
+        .map(|snapshot| snapshot.seq)
+        .map_err(|error| format!("bad line: {error:?}"))
+}
+
+/// Waits until every file in `fds` is readable, or `timeout` passes; returns how many are.
+fn readable(fds: &[i32], timeout: Duration) -> Result<usize, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut ready = 0;
+        for &fd in fds {
+            if poll_in(fd, Duration::ZERO)? {
+                ready += 1;
+            }
+        }
+        if ready == fds.len() || Instant::now() >= deadline {
+            return Ok(ready);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Checks that every file in `fds` has an event and that its `seq` is `expected`.
+fn check_seqs(fds: &[i32], expected: u64, what: &str) -> Result<(), String> {
+    let ready = readable(fds, Duration::from_secs(20))?;
+    if ready != fds.len() {
+        return Err(format!(
+            "{what}: only {ready} of {} files readable",
+            fds.len()
+        ));
+    }
+    for (index, &fd) in fds.iter().enumerate() {
+        let seq = seq_now(fd)?;
+        if seq != expected {
+            return Err(format!(
+                "{what}: file {index} has seq {seq}, not {expected}"
+            ));
+        }
+        if poll_in(fd, Duration::ZERO)? {
+            return Err(format!(
+                "{what}: file {index} still readable after its read"
+            ));
+        }
+    }
+    println!("{what}: {} files, each seq {expected}", fds.len());
+    Ok(())
+}
+
+fn cross_many(args: &[String]) -> Result<(), String> {
+    let count: usize = args
+        .first()
+        .and_then(|n| n.parse().ok())
+        .ok_or("cross-many needs a count")?;
+    raise_fd_limit();
+    let probe = open(libc::O_RDWR)?;
+    let page = 4096usize.max(
+        // SAFETY: no preconditions.
+        unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize,
+    );
+    // Far enough above the current figure not to cross by jitter.
+    let margin = (8usize << 20) / page;
+    let threshold = used_now(probe)? + margin as u64;
+    let mut fds = Vec::with_capacity(count);
+    for index in 0..count {
+        let fd = open(libc::O_RDWR)?;
+        // Every fourth file arms two more figures far away: it has extra trigger nodes.
+        let thresholds = if index % 4 == 0 {
+            format!("used {threshold} active 0xfffffff free 0xffffffe")
+        } else {
+            format!("used {threshold}")
+        };
+        set_thresholds(fd, &thresholds)?;
+        read_line(fd)?;
+        fds.push(fd);
+    }
+
+    // Files that another thread closes, reopens and re-arms at the same threshold while
+    // the deliveries run: the module must neither crash nor disturb the others.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let racer = {
+        let (stop, churned) = (stop.clone(), churned.clone());
+        std::thread::spawn(move || -> Result<(), String> {
+            let mut spare: Vec<i32> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let fd = open(libc::O_RDWR)?;
+                set_thresholds(fd, &format!("used {threshold}"))?;
+                spare.push(fd);
+                if spare.len() > 64 {
+                    let old = spare.remove(0);
+                    set_thresholds(old, &format!("used {} hysteresis 16", threshold + 1))?;
+                    // SAFETY: closing an fd this thread opened.
+                    unsafe { libc::close(old) };
+                }
+                churned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            for fd in spare {
+                // SAFETY: as above.
+                unsafe { libc::close(fd) };
+            }
+            Ok(())
+        })
+    };
+
+    // Raise `used` past the threshold, then free the memory again.
+    let size = 4 * margin * page;
+    // SAFETY: an anonymous private mapping, touched below and unmapped at the end.
+    let memory = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if memory == libc::MAP_FAILED {
+        return Err(os_error("mmap"));
+    }
+    let mut touched = 0;
+    while touched < size && used_now(probe)? < threshold + (margin / 2) as u64 {
+        for offset in (touched..(touched + (1 << 20)).min(size)).step_by(page) {
+            // SAFETY: inside the mapping.
+            unsafe { memory.cast::<u8>().add(offset).write_volatile(1) };
+        }
+        touched = (touched + (1 << 20)).min(size);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let up = check_seqs(&fds, 1, "up");
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(memory, size) };
+    let down = up.and_then(|()| check_seqs(&fds, 2, "down"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let raced = racer
+        .join()
+        .map_err(|_| "racer panicked".to_string())
+        .and_then(|result| result);
+    println!(
+        "churned {} files during the deliveries",
+        churned.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    for fd in fds {
+        // SAFETY: closing fds this function opened.
+        unsafe { libc::close(fd) };
+    }
+    down?;
+    raced
+}
+
 fn race_open(args: &[String]) -> Result<(), String> {
     let seconds: u64 = args
         .first()

@@ -2,8 +2,11 @@
 //!
 //! `used N active N total N` come first, in the order existing memnotify clients
 //! parse, then the other figures, then `seq` (events delivered to this file so
-//! far), `time` (monotonic nanoseconds of the evaluation that produced the
-//! figures) and `level` (the default level: 0 normal, 1 low, 2 critical).
+//! far), `time` (monotonic nanoseconds: on a read that consumes an event, of the
+//! evaluation that delivered it; otherwise of the sample the figures come from) and
+//! `level` (the default level: 0 normal, 1 low, 2 critical). The figures of an event
+//! read are the latest evaluation's, which is the delivering one unless another ran
+//! before the read.
 
 use super::figures::{Figure, Figures};
 

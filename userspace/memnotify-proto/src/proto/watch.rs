@@ -6,6 +6,12 @@
 //! is under `threshold - hysteresis` (or at 0, so a hysteresis as large as the
 //! threshold cannot pin it above), so a figure hovering at the threshold does
 //! not flap. Crossing in either direction is an event.
+//!
+//! A [`Watch`] keeps its thresholds as 32-bit page counts (the kernel keeps one per
+//! open file, so its size is per-file memory): 2^32 - 1 pages is 16 TiB of 4 KiB pages,
+//! more than any figure of the systems memnotify is for, 32-bit or not. A threshold
+//! written above that is clamped to it, which changes nothing while the figure stays
+//! below 2^32 - 1 pages.
 
 use super::figures::{Figure, Figures, FIGURE_COUNT};
 use super::thresholds::Thresholds;
@@ -56,31 +62,67 @@ impl Crossings {
     }
 }
 
+/// The largest threshold (and hysteresis) a [`Watch`] keeps, in pages.
+pub const WATCH_PAGES_MAX: u64 = u32::MAX as u64;
+
+/// `pages` as kept by a [`Watch`]: clamped to [`WATCH_PAGES_MAX`].
+const fn clamp_pages(pages: u64) -> u32 {
+    if pages > WATCH_PAGES_MAX {
+        u32::MAX
+    } else {
+        pages as u32
+    }
+}
+
 /// One file's thresholds and the side each figure was on.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct Watch {
-    thresholds: Thresholds,
+    /// Threshold per figure in pages, by [`Figure::index`] (0: not armed).
+    values: [u32; FIGURE_COUNT],
+    /// See [`Thresholds::hysteresis`].
+    hysteresis: u32,
     /// Bit `i` set: figure `i` was above its threshold at the last evaluation.
     above: u8,
 }
 
 impl Watch {
-    /// Arms `thresholds`, taking the sides from `now` (a write is not an event).
+    /// Arms `thresholds` (each clamped to [`WATCH_PAGES_MAX`]), taking the sides from
+    /// `now` (a write is not an event).
     pub fn new(thresholds: Thresholds, now: &Figures) -> Watch {
-        let mut above = 0;
+        let mut watch = Watch {
+            values: thresholds.values.map(clamp_pages),
+            hysteresis: clamp_pages(thresholds.hysteresis),
+            above: 0,
+        };
         for figure in Figure::ALL {
-            if let Some(threshold) = thresholds.get(figure) {
+            if let Some(threshold) = watch.threshold(figure) {
                 if now.get(figure) >= threshold {
-                    above |= 1 << figure.index();
+                    watch.above |= 1 << figure.index();
                 }
             }
         }
-        Watch { thresholds, above }
+        watch
     }
 
-    /// The thresholds in force.
-    pub const fn thresholds(&self) -> &Thresholds {
-        &self.thresholds
+    /// The thresholds in force (as clamped by [`Watch::new`]).
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            values: self.values.map(u64::from),
+            hysteresis: u64::from(self.hysteresis),
+        }
+    }
+
+    /// The threshold on `figure`, if armed.
+    pub const fn threshold(&self, figure: Figure) -> Option<u64> {
+        match self.values[figure.index()] {
+            0 => None,
+            value => Some(value as u64),
+        }
+    }
+
+    /// How many figures are armed.
+    pub fn armed(&self) -> usize {
+        self.values.iter().filter(|&&value| value != 0).count()
     }
 
     /// Whether `figure` was above its threshold at the last evaluation.
@@ -90,9 +132,9 @@ impl Watch {
 
     /// Where `figure` must go for this file to get an event, if it is armed.
     pub fn trigger(&self, figure: Figure) -> Option<Trigger> {
-        let threshold = self.thresholds.get(figure)?;
+        let threshold = self.threshold(figure)?;
         Some(if self.is_above(figure) {
-            Trigger::DownBelow(threshold.saturating_sub(self.thresholds.hysteresis).max(1))
+            Trigger::DownBelow(threshold.saturating_sub(u64::from(self.hysteresis)).max(1))
         } else {
             Trigger::UpAt(threshold)
         })
