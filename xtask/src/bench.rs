@@ -559,7 +559,11 @@ fn source_state() -> Value {
             .output()
             .ok()
             .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim_end().to_string())
+            .map(|output| {
+                String::from_utf8_lossy(&output.stdout)
+                    .trim_end()
+                    .to_string()
+            })
     };
     let changed: Vec<String> = git(&["status", "--porcelain", "--", "kernel-module", "userspace"])
         .unwrap_or_default()
