@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use memnotify_proto::number::mul_div;
 use memnotify_proto::{
     div_u64, next_interval_ms, Figure, Figures, Sampling, Thresholds, Watch, FIGURE_COUNT,
+    WATCH_PAGES_MAX,
 };
 
 /// A figure's value: anything, or close to its threshold (where the interesting cases are).
@@ -62,10 +63,15 @@ fuzz_target!(|input: Input| {
     };
     let now = figures(&input.start, &input.thresholds);
     let mut watch = Watch::new(thresholds, &now);
+    // A watch keeps thresholds and hysteresis as 32-bit page counts, clamped.
+    let limits = input
+        .thresholds
+        .map(|threshold| threshold.min(WATCH_PAGES_MAX));
+    let hysteresis = input.hysteresis.min(WATCH_PAGES_MAX);
     // The model: per armed figure, whether it is above.
     let mut above = [false; FIGURE_COUNT];
     for figure in Figure::ALL {
-        let threshold = input.thresholds[figure.index()];
+        let threshold = limits[figure.index()];
         above[figure.index()] = threshold != 0 && now.get(figure) >= threshold;
         assert_eq!(watch.is_above(figure), above[figure.index()]);
     }
@@ -100,11 +106,11 @@ fuzz_target!(|input: Input| {
         for figure in Figure::ALL {
             let index = figure.index();
             let bit = 1u8 << index;
-            let threshold = input.thresholds[index];
+            let threshold = limits[index];
             let value = now.get(figure);
             let (mut up, mut down) = (false, false);
             if threshold != 0 {
-                let below = threshold.saturating_sub(input.hysteresis).max(1);
+                let below = threshold.saturating_sub(hysteresis).max(1);
                 if !above[index] && value >= threshold {
                     above[index] = true;
                     up = true;
