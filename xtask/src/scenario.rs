@@ -301,8 +301,9 @@ impl Report {
     }
 }
 
-/// Which scenarios to run: `--scenario` takes comma-separated names, and a name ending in
-/// `*` selects every scenario starting with the rest (`module-*`).
+/// Which scenarios to run: `--scenario` takes comma-separated names, a name ending in `*`
+/// selects every scenario starting with the rest (`module-*`), and `!name` (or `!prefix*`)
+/// leaves out what the others selected.
 pub struct Selection {
     patterns: Vec<String>,
 }
@@ -329,6 +330,7 @@ impl Selection {
             bail!("--scenario '{text}' names no scenario");
         }
         for pattern in &selection.patterns {
+            let pattern = pattern.strip_prefix('!').unwrap_or(pattern);
             if !scenarios
                 .iter()
                 .any(|scenario| Selection::matches(pattern, &scenario.name))
@@ -347,11 +349,18 @@ impl Selection {
     }
 
     pub fn selects(&self, name: &str) -> bool {
-        self.patterns.is_empty()
-            || self
-                .patterns
+        let (excluded, included): (Vec<&String>, Vec<&String>) = self
+            .patterns
+            .iter()
+            .partition(|pattern| pattern.starts_with('!'));
+        let included = included.is_empty()
+            || included
                 .iter()
-                .any(|pattern| Selection::matches(pattern, name))
+                .any(|pattern| Selection::matches(pattern, name));
+        included
+            && !excluded
+                .iter()
+                .any(|pattern| Selection::matches(&pattern[1..], name))
     }
 }
 
@@ -837,6 +846,10 @@ mod selection_tests {
             .map(|scenario| scenario.name.as_str())
             .collect();
         assert_eq!(selected, ["boot", "module-a", "module-b"]);
+        let without = Selection::parse("module-*,!module-b", &all).expect("valid selection");
+        assert!(without.selects("module-a") && !without.selects("module-b"));
+        assert!(!without.selects("boot"));
+        assert!(Selection::parse("!nothing", &all).is_err());
         assert!(Selection::all().selects("userspace-a"));
     }
 
