@@ -717,20 +717,7 @@ fn still_works() -> Result<(), String> {
     let used = first.figures.get(Figure::Used);
     crate::set_thresholds(fd, &format!("used {}", used + 4096))?;
     let size = 48usize << 20;
-    // SAFETY: an anonymous mapping, touched and unmapped here.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        return Err("mmap for the final check failed".into());
-    }
+    let map = crate::anonymous_map(size).map_err(|error| format!("the final check: {error}"))?;
     // SAFETY: the mapping is `size` bytes long.
     unsafe { libc::memset(map, 1, size) };
     let fired = poll_in(fd, Duration::from_secs(20));

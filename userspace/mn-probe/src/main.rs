@@ -77,6 +77,25 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// An anonymous private read-write mapping of `size` bytes; the caller unmaps it.
+fn anonymous_map(size: usize) -> Result<*mut libc::c_void, String> {
+    // SAFETY: a fresh anonymous mapping aliases nothing.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return Err(os_error("mmap"));
+    }
+    Ok(map)
+}
+
 fn os_error(what: &str) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
 }
@@ -578,20 +597,7 @@ fn cross_many(args: &[String]) -> Result<(), String> {
 
     // Raise `used` past the threshold, then free the memory again.
     let size = 4 * margin * page;
-    // SAFETY: an anonymous private mapping, touched below and unmapped at the end.
-    let memory = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if memory == libc::MAP_FAILED {
-        return Err(os_error("mmap"));
-    }
+    let memory = anonymous_map(size)?;
     let mut touched = 0;
     while touched < size && used_now(probe)? < threshold + (margin / 2) as u64 {
         for offset in (touched..(touched + (1 << 20)).min(size)).step_by(page) {
