@@ -25,39 +25,25 @@ if [ -f "${images}/swap.img" ]; then
 	swap_disk="-drive file=${images}/swap.img,if=none,format=raw,id=swap -device virtio-blk-pci,drive=swap"
 fi
 
+# The machine of each kernel image; ARMv7 is virt without highmem (the kernel has no
+# LPAE) with a Cortex-A15, like qemu/configs/qemu-arm.config and the cargo xtask arm cells.
 if [ -f "${images}/bzImage" ]; then
-	# shellcheck disable=SC2086 # swap_disk holds several arguments
-	exec qemu-system-x86_64 -M pc -m "${memory}" -nographic \
-		-kernel "${images}/bzImage" \
-		-append "rootwait root=/dev/vda console=ttyS0" \
-		-drive "file=${images}/rootfs.ext2,if=none,format=raw,id=root" \
-		-device virtio-blk-pci,drive=root \
-		${swap_disk} \
-		-netdev user,id=eth0 -device virtio-net-pci,netdev=eth0 \
-		"$@"
+	qemu="qemu-system-x86_64 -M pc" kernel=bzImage console=ttyS0
 elif [ -f "${images}/Image" ]; then
-	# shellcheck disable=SC2086 # swap_disk holds several arguments
-	exec qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 1 -m "${memory}" -nographic \
-		-kernel "${images}/Image" \
-		-append "rootwait root=/dev/vda console=ttyAMA0" \
-		-drive "file=${images}/rootfs.ext2,if=none,format=raw,id=root" \
-		-device virtio-blk-pci,drive=root \
-		${swap_disk} \
-		-netdev user,id=eth0 -device virtio-net-pci,netdev=eth0 \
-		"$@"
+	qemu="qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 1" kernel=Image console=ttyAMA0
 elif [ -f "${images}/zImage" ]; then
-	# ARMv7: virt without highmem (the kernel has no LPAE), Cortex-A15
-	# like qemu/configs/qemu-arm.config and the cargo xtask arm cells.
-	# shellcheck disable=SC2086 # swap_disk holds several arguments
-	exec qemu-system-arm -M virt,highmem=off -cpu cortex-a15 -smp 1 -m "${memory}" -nographic \
-		-kernel "${images}/zImage" \
-		-append "rootwait root=/dev/vda console=ttyAMA0" \
-		-drive "file=${images}/rootfs.ext2,if=none,format=raw,id=root" \
-		-device virtio-blk-pci,drive=root \
-		${swap_disk} \
-		-netdev user,id=eth0 -device virtio-net-pci,netdev=eth0 \
-		"$@"
+	qemu="qemu-system-arm -M virt,highmem=off -cpu cortex-a15 -smp 1" kernel=zImage console=ttyAMA0
 else
 	echo "start-qemu.sh: no bzImage, Image or zImage in ${images}" >&2
 	exit 1
 fi
+
+# shellcheck disable=SC2086 # qemu and swap_disk hold several arguments
+exec ${qemu} -m "${memory}" -nographic \
+	-kernel "${images}/${kernel}" \
+	-append "rootwait root=/dev/vda console=${console}" \
+	-drive "file=${images}/rootfs.ext2,if=none,format=raw,id=root" \
+	-device virtio-blk-pci,drive=root \
+	${swap_disk} \
+	-netdev user,id=eth0 -device virtio-net-pci,netdev=eth0 \
+	"$@"
