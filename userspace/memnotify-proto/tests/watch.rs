@@ -1,7 +1,8 @@
 //! The per-file crossing state machine.
 
 use memnotify_proto::{
-    Crossings, Figure, Figures, Thresholds, Trigger, Watch, FIGURE_COUNT, WATCH_PAGES_MAX,
+    Crossings, Figure, Figures, SingleWatch, Thresholds, Trigger, Watch, FIGURE_COUNT,
+    WATCH_PAGES_MAX,
 };
 use proptest::prelude::*;
 
@@ -363,6 +364,56 @@ proptest! {
             prop_assert_eq!(watch.threshold(figure), watch.thresholds().get(figure));
             let limit = limits[figure.index()];
             prop_assert_eq!(watch.threshold(figure), (limit != 0).then(|| limit.min(WATCH_PAGES_MAX)));
+        }
+    }
+}
+
+#[test]
+fn a_single_figure_watch_fits_inline() {
+    let armed = thresholds(Figure::Free, 300, 20);
+    let mut watch = Watch::new(armed, &with(Figure::Free, 500));
+    let single = watch.single().expect("one figure armed");
+    assert_eq!(
+        single,
+        SingleWatch {
+            figure: Some(Figure::Free),
+            value: 300,
+            hysteresis: 20,
+            above: true,
+        }
+    );
+    assert_eq!(Watch::from_single(single), watch);
+    // After a crossing the side changes, and the inline form follows.
+    assert_eq!(watch.evaluate(&with(Figure::Free, 10)), down(Figure::Free));
+    assert!(!watch.single().expect("still one").above);
+    // Nothing armed is a single watch too; two figures are not.
+    assert_eq!(Watch::default().single(), Some(SingleWatch::default()));
+    let mut two = armed;
+    two.values[Figure::Used.index()] = 7;
+    assert_eq!(Watch::new(two, &Figures::default()).single(), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #[test]
+    fn single_watches_round_trip(
+        limits in prop::array::uniform7(prop_oneof![4 => Just(0u64), 1 => any::<u64>()]),
+        hysteresis in any::<u64>(),
+        first in prop::array::uniform7(any::<u64>()),
+        second in prop::array::uniform7(any::<u64>()),
+    ) {
+        let mut watch = Watch::new(Thresholds { values: limits, hysteresis }, &Figures { values: first });
+        match watch.single() {
+            Some(single) => {
+                prop_assert!(watch.armed() <= 1);
+                prop_assert_eq!(Watch::from_single(single), watch);
+                // Evaluating either form gives the same crossings and the same state.
+                let mut inline = Watch::from_single(single);
+                let now = Figures { values: second };
+                prop_assert_eq!(inline.evaluate(&now), watch.evaluate(&now));
+                prop_assert_eq!(inline.single(), watch.single());
+            }
+            None => prop_assert!(watch.armed() > 1),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Root of the shared protocol code (also what the kernel module includes, as `proto/mod.rs`).
 
 pub mod figures;
+pub mod flags;
 pub mod levels;
 pub mod line;
 pub mod number;
@@ -9,9 +10,10 @@ pub mod thresholds;
 pub mod watch;
 
 pub use figures::{Counters, Figure, Figures, FIGURE_COUNT};
+pub use flags::FileFlags;
 pub use levels::{DefaultClient, Level, Levels, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT};
 pub use line::{format_line, parse_line, LineError, LineWriter, Snapshot, LINE_BUF, LINE_MAX};
 pub use number::div_u64;
 pub use sampling::{next_interval_ms, Sampling};
 pub use thresholds::{parse_thresholds, parse_value, ParseError, Thresholds, Units, WRITE_MAX};
-pub use watch::{Crossings, Trigger, Watch, WATCH_PAGES_MAX};
+pub use watch::{Crossings, SingleWatch, Trigger, Watch, WATCH_PAGES_MAX};

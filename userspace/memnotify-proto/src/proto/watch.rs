@@ -74,6 +74,20 @@ const fn clamp_pages(pages: u64) -> u32 {
     }
 }
 
+/// A [`Watch`] with at most one armed figure, as the kernel module keeps it inline in
+/// every open file (most files arm one figure; a watch of several lives out of line).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct SingleWatch {
+    /// The armed figure, if any.
+    pub figure: Option<Figure>,
+    /// Its threshold in pages (0 with no figure).
+    pub value: u32,
+    /// See [`Thresholds::hysteresis`].
+    pub hysteresis: u32,
+    /// Whether the figure was above its threshold at the last evaluation.
+    pub above: bool,
+}
+
 /// One file's thresholds and the side each figure was on.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct Watch {
@@ -118,6 +132,37 @@ impl Watch {
             0 => None,
             value => Some(value as u64),
         }
+    }
+
+    /// The same watch as a [`SingleWatch`], if at most one figure is armed.
+    pub fn single(&self) -> Option<SingleWatch> {
+        if self.armed() > 1 {
+            return None;
+        }
+        let figure = Figure::ALL
+            .into_iter()
+            .find(|figure| self.threshold(*figure).is_some());
+        Some(SingleWatch {
+            figure,
+            value: figure.map_or(0, |figure| self.values[figure.index()]),
+            hysteresis: self.hysteresis,
+            above: figure.is_some_and(|figure| self.is_above(figure)),
+        })
+    }
+
+    /// The watch a [`SingleWatch`] stands for: `Watch::from_single(w.single()?) == w`.
+    pub fn from_single(single: SingleWatch) -> Watch {
+        let mut watch = Watch {
+            hysteresis: single.hysteresis,
+            ..Watch::default()
+        };
+        if let Some(figure) = single.figure {
+            watch.values[figure.index()] = single.value;
+            if single.value != 0 && single.above {
+                watch.above = 1 << figure.index();
+            }
+        }
+        watch
     }
 
     /// How many figures are armed.
