@@ -1,8 +1,8 @@
 //! The crossing state machine over a sequence of samples, against a plain model of the
 //! documented rule (above at or over the threshold, back below only under
 //! `threshold - hysteresis`, never under 1); the triggers' distances and `nearest` agree
-//! with `crossed_by`; the sampling period stays within its bounds; `div_u64` and
-//! `mul_div` agree with 128-bit arithmetic.
+//! with `crossed_by`; a watch of one figure kept inline is the same watch; the sampling
+//! period stays within its bounds; `div_u64` and `mul_div` agree with 128-bit arithmetic.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -124,6 +124,11 @@ fuzz_target!(|input: Input| {
             assert_eq!(watch.is_above(figure), above[index], "{figure:?} side");
         }
         assert_eq!(crossings.any(), crossings.up | crossings.down != 0);
+        // The module keeps a watch of at most one figure inline: the same watch.
+        match watch.single() {
+            Some(single) => assert_eq!(Watch::from_single(single), watch),
+            None => assert!(watch.armed() > 1),
+        }
     }
     check_arithmetic(input.total_pages, input.speed, input.fast_ms);
     check_arithmetic(input.hysteresis, input.slow_ms, input.speed);
