@@ -16,8 +16,9 @@
 //! red-black trees (waiting to go up, waiting to go down) whose extreme keys the
 //! registry caches, so an evaluation with nothing crossed costs the same whatever the
 //! number of files, and one that finds crossings touches only the files that crossed,
-//! in batches with the lock released in between. Each file is one object of a slab
-//! cache of its own, holding its wait queue, its protocol state and its first tree node.
+//! in batches with the lock released in between. Each file is one 96-byte object of a
+//! slab cache of its own, holding its wait queue, its first tree node and a watch of one
+//! figure; a file that arms several figures or asks for SIGIO gets a second object.
 
 mod ffi;
 
@@ -41,8 +42,8 @@ use kernel::{c_str, new_mutex};
 use ffi::{lock_class, module_param_uint, CShared, MiscDevice, PollTable};
 use proto::{
     format_line, next_interval_ms, parse_thresholds, Counters, DefaultClient, Figure, Figures,
-    Level, Levels, Sampling, Snapshot, Thresholds, Trigger, Units, Watch, FIGURE_COUNT, LINE_BUF,
-    WRITE_MAX,
+    FileFlags, Level, Levels, Sampling, SingleWatch, Snapshot, Thresholds, Trigger, Units, Watch,
+    FIGURE_COUNT, LINE_BUF, WRITE_MAX,
 };
 
 module! {
@@ -205,47 +206,98 @@ fn shared() -> &'static Shared {
 }
 
 /// A node of one of the registry's red-black trees, embedded in a [`Client`] (or in its
-/// extra nodes). The tree code is C's `lib/rbtree.c`; the registry lock guards every
-/// tree and every node.
+/// [`Aux`]). The tree code is C's `lib/rbtree.c`; the registry lock guards every tree
+/// and every node.
 #[repr(C)]
 struct Node {
     /// First, so that a `*mut rb_node` of this tree is a `*mut Node`.
     link: Opaque<bindings::rb_node>,
-    /// The tree's key: the trigger's value in pages in a trigger tree, the file's open
-    /// number in `defaults`. Equal keys are allowed in trigger trees.
-    key: Cell<u64>,
-    /// The client this node belongs to.
-    client: Cell<*const Client>,
+    /// The tree's key: the trigger's value in pages in a trigger tree (a [`Watch`] keeps
+    /// thresholds in 32 bits), the file's open number in `defaults`. Equal keys are
+    /// allowed.
+    key: Cell<u32>,
+    /// 0 for the node inside the [`Client`], `n` for the `n`-th node of its [`Aux`]:
+    /// how [`Node::client`] finds the client without a pointer in every node.
+    rank: u8,
 }
 
 impl Node {
-    fn new(client: *const Client) -> Self {
+    const fn new(rank: u8) -> Self {
         Node {
             link: Opaque::uninit(),
             key: Cell::new(0),
-            client: Cell::new(client),
+            rank,
+        }
+    }
+
+    /// The client `node` belongs to.
+    ///
+    /// # Safety
+    ///
+    /// `node` is the node of a live client or of its [`Aux`], and the registry lock is
+    /// held (or the client is not yet shared).
+    unsafe fn client(node: *const Node) -> *const Client {
+        // SAFETY: by contract, a rank-0 node is the `node` field of a `Client`, and a
+        // rank-`n` node is element `n - 1` of the `nodes` array of an `Aux`, whose
+        // `client` field points to its client.
+        unsafe {
+            match (*node).rank {
+                0 => node
+                    .byte_sub(core::mem::offset_of!(Client, node))
+                    .cast::<Client>(),
+                rank => {
+                    let nodes = node.sub(usize::from(rank) - 1);
+                    let aux = nodes
+                        .byte_sub(core::mem::offset_of!(Aux, nodes))
+                        .cast::<Aux>();
+                    (*aux).client
+                }
+            }
         }
     }
 }
 
-/// Nodes for the second to seventh armed figure of a file, allocated only for files that
-/// arm more than one.
-type ExtraNodes = [Node; FIGURE_COUNT - 1];
+/// What a file keeps out of line: allocated only once it arms more than one figure or
+/// asks for SIGIO, and kept until `release` (`fasync_helper` holds on to `fasync`).
+struct Aux {
+    /// The client this belongs to.
+    client: *const Client,
+    /// The file's whole watch (the client's inline fields hold at most one figure).
+    /// Guarded by the registry lock.
+    watch: Cell<Watch>,
+    /// The `fasync_struct` list for SIGIO, managed by `fasync_helper`.
+    fasync: Opaque<*mut bindings::fasync_struct>,
+    /// Nodes for the second to seventh armed figure.
+    nodes: [Node; FIGURE_COUNT - 1],
+}
 
-/// An open file: one object from the `memnotify_client` cache, holding everything the
-/// module keeps for it (wait queue, protocol state and its first tree node).
+impl Aux {
+    fn new(client: *const Client, watch: Watch) -> Self {
+        Aux {
+            client,
+            watch: Cell::new(watch),
+            fasync: Opaque::new(ptr::null_mut()),
+            nodes: core::array::from_fn(|index| Node::new(index as u8 + 1)),
+        }
+    }
+}
+
+/// An open file: one object from the `memnotify_client` cache, 96 bytes on 64-bit
+/// kernels without lock debugging: its wait queue, its first tree node and a watch of
+/// one figure inline, everything rarer in an [`Aux`].
 struct Client {
     /// The file's wait queue: only this file's pollers sleep on it, so a wake-up wakes
     /// exactly the clients whose thresholds crossed.
     wait: Opaque<bindings::wait_queue_head>,
-    /// The `fasync_struct` list for SIGIO, managed by `fasync_helper`.
-    fasync: Opaque<*mut bindings::fasync_struct>,
     /// The node of the first armed figure's trigger, or, while the file has written no
     /// thresholds, its node in `defaults`. After `release` its memory is the
     /// `callback_head` that frees the client after an RCU grace period.
     node: Node,
     /// Guarded by the registry lock.
     state: UnsafeCell<ClientState>,
+    /// The inline watch's figure and side, and the file's other small fields.
+    /// Guarded by the registry lock.
+    flags: Cell<FileFlags>,
     /// An unread event: the file polls readable. Read without the lock.
     event_pending: AtomicBool,
     /// Counted against the per-uid limit.
@@ -253,28 +305,26 @@ struct Client {
     uid: u32,
 }
 
-// SAFETY: `wait` and `fasync` are only touched through the kernel's own synchronised
-// primitives (wait queue lock, fasync lock, RCU); `node` and `state` only with the
-// registry lock held; the rest is immutable or atomic.
+// SAFETY: `wait` and the `Aux`'s `fasync` are only touched through the kernel's own
+// synchronised primitives (wait queue lock, fasync lock, RCU); `node`, `flags` and
+// `state` only with the registry lock held; the rest is immutable or atomic.
 unsafe impl Send for Client {}
 // SAFETY: as above.
 unsafe impl Sync for Client {}
 
 /// A client's protocol state, guarded by the registry lock.
 struct ClientState {
-    watch: Watch,
-    /// The default-level state. Its `last_event_ns` is also, for every file, the time of
-    /// the evaluation that delivered the file's latest event, which a read that consumes
-    /// the event reports.
-    default: DefaultClient,
+    /// The out-of-line part, once needed.
+    aux: Option<KBox<Aux>>,
+    /// When the evaluation that delivered the file's latest event started (0: none);
+    /// a read that consumes the event reports it, and default levels rate-limit by it.
+    last_event_ns: u64,
     /// Events sent to this file.
     seq: u64,
-    /// Nodes for the armed figures after the first (`None` while at most one is armed).
-    extra: Option<KBox<ExtraNodes>>,
-    /// Thresholds were written: the file no longer gets default-level events.
-    configured: bool,
-    /// A write or an event happened since the last read: the next read returns a line.
-    read_ready: bool,
+    /// The inline watch's threshold in pages.
+    value: u32,
+    /// The inline watch's hysteresis in pages.
+    hysteresis: u32,
 }
 
 // The `callback_head` of the RCU-deferred free lives in the first node's `rb_node`.
@@ -284,6 +334,14 @@ const _: () = {
     assert!(align_of::<bindings::rb_node>() >= align_of::<bindings::callback_head>());
 };
 
+// What a client costs: checked where the wait queue's spinlock has its production size.
+#[cfg(all(
+    target_pointer_width = "64",
+    not(CONFIG_DEBUG_SPINLOCK),
+    not(CONFIG_DEBUG_LOCK_ALLOC)
+))]
+const _: () = assert!(core::mem::size_of::<Client>() == 96);
+
 impl Client {
     /// The client's protocol state. Dereferencing the pointer needs the registry lock
     /// held for as long as the reference lives, and no other reference to the state.
@@ -291,16 +349,64 @@ impl Client {
         self.state.get()
     }
 
-    /// The node that holds `figure`'s trigger: the `rank`-th armed figure (in figure
-    /// order) uses the first node for rank 0 and the extra nodes after it.
+    /// The file's thresholds and sides. The registry lock is held (`state` is borrowed
+    /// under it).
+    fn watch(&self, state: &ClientState) -> Watch {
+        match state.aux.as_ref() {
+            Some(aux) => aux.watch.get(),
+            None => {
+                let flags = self.flags.get();
+                Watch::from_single(SingleWatch {
+                    figure: flags.figure(),
+                    value: state.value,
+                    hysteresis: state.hysteresis,
+                    above: flags.above(),
+                })
+            }
+        }
+    }
+
+    /// Stores `watch` as [`Client::watch`] returns it; false (and nothing changed) if it
+    /// arms several figures and the client has no [`Aux`] to hold it.
+    fn set_watch(&self, state: &mut ClientState, watch: Watch) -> bool {
+        let single = match (watch.single(), state.aux.as_ref()) {
+            (Some(single), _) => single,
+            (None, Some(_)) => SingleWatch::default(),
+            (None, None) => return false,
+        };
+        if let Some(aux) = state.aux.as_ref() {
+            aux.watch.set(watch);
+        }
+        state.value = single.value;
+        state.hysteresis = single.hysteresis;
+        self.flags
+            .set(self.flags.get().with_figure(single.figure, single.above));
+        true
+    }
+
+    /// The node that holds a trigger of the `rank`-th armed figure (in figure order):
+    /// the inline node for rank 0, the [`Aux`]'s nodes after it.
     fn node_at(&self, state: &ClientState, rank: usize) -> Option<*mut Node> {
         if rank == 0 {
             return Some(ptr::from_ref(&self.node).cast_mut());
         }
-        let extra = state.extra.as_ref()?;
-        extra
+        let aux = state.aux.as_ref()?;
+        aux.nodes
             .get(rank - 1)
             .map(|node| ptr::from_ref(node).cast_mut())
+    }
+
+    /// Each armed figure's trigger and the node that holds it (`None`: missing).
+    fn trigger_nodes<'a>(
+        &'a self,
+        state: &'a ClientState,
+    ) -> impl Iterator<Item = (Figure, Trigger, Option<*mut Node>)> + 'a {
+        let watch = self.watch(state);
+        Figure::ALL
+            .into_iter()
+            .filter_map(move |figure| Some((figure, watch.trigger(figure)?)))
+            .enumerate()
+            .map(|(rank, (figure, trigger))| (figure, trigger, self.node_at(state, rank)))
     }
 }
 
@@ -314,9 +420,9 @@ struct Tree {
     /// The node with the largest key (the rightmost of equal keys), or null.
     last: *mut Node,
     /// `first`'s key (meaningless while the tree is empty).
-    min: u64,
+    min: u32,
     /// `last`'s key (meaningless while the tree is empty).
-    max: u64,
+    max: u32,
 }
 
 impl Tree {
@@ -341,7 +447,7 @@ impl Tree {
     /// # Safety
     ///
     /// `node` is valid, in no tree, and stays valid and unmoved until [`Tree::remove`].
-    unsafe fn insert(&mut self, node: *mut Node, key: u64) {
+    unsafe fn insert(&mut self, node: *mut Node, key: u32) {
         let (mut leftmost, mut rightmost) = (true, true);
         // SAFETY: `node` is valid by contract and in no tree; every node reached from
         // `root` is linked in this tree, hence valid (the registry lock guards them all).
@@ -416,7 +522,7 @@ impl Tree {
     }
 
     /// The first node whose key is greater than `key`, or null.
-    fn first_after(&self, key: u64) -> *mut Node {
+    fn first_after(&self, key: u32) -> *mut Node {
         let mut found = ptr::null_mut();
         let mut rb = self.root.rb_node;
         while !rb.is_null() {
@@ -445,8 +551,8 @@ struct Registry {
     clients: u32,
     /// Open files per uid, for the per-uid limit.
     per_uid: RBTree<u32, u32>,
-    /// The next open number.
-    next_id: u64,
+    /// The next open number, never 0 (it wraps; equal keys are allowed in `defaults`).
+    next_id: u32,
     level: Level,
     /// Default clients whose level change is held back by the rate limit.
     lagging: u32,
@@ -498,28 +604,23 @@ impl Registry {
         // SAFETY: the lock is held (`self` is the guarded data) and nothing else borrows
         // the state.
         let state = unsafe { &*client.state() };
-        if !state.configured {
+        if !client.flags.get().configured() {
             let node = ptr::from_ref(&client.node).cast_mut();
             let id = client.node.key.get();
             // SAFETY: the node is in no tree and lives until `release` unlinks it.
             unsafe { self.defaults.insert(node, id) };
             return;
         }
-        let mut rank = 0;
-        for figure in Figure::ALL {
-            let Some(trigger) = state.watch.trigger(figure) else {
-                continue;
-            };
-            let Some(node) = client.node_at(state, rank) else {
-                // `write` allocates the extra nodes before arming more than one figure.
+        for (figure, trigger, node) in client.trigger_nodes(state) {
+            let Some(node) = node else {
+                // `write` allocates the `Aux` before arming more than one figure.
                 pr_err!("memnotify: trigger node missing\n");
                 return;
             };
-            rank += 1;
             // SAFETY: the node is in no tree and lives until it is unlinked.
             unsafe {
                 self.tree(figure, trigger)
-                    .insert(node, trigger_value(trigger))
+                    .insert(node, trigger_key(trigger))
             };
         }
     }
@@ -532,21 +633,16 @@ impl Registry {
     unsafe fn unindex(&mut self, client: &Client) {
         // SAFETY: as in `index`.
         let state = unsafe { &*client.state() };
-        if !state.configured {
+        if !client.flags.get().configured() {
             // SAFETY: an unconfigured open client's node is linked in `defaults`.
             unsafe { self.defaults.remove(ptr::from_ref(&client.node).cast_mut()) };
             return;
         }
-        let mut rank = 0;
-        for figure in Figure::ALL {
-            let Some(trigger) = state.watch.trigger(figure) else {
-                continue;
-            };
-            if let Some(node) = client.node_at(state, rank) {
+        for (figure, trigger, node) in client.trigger_nodes(state) {
+            if let Some(node) = node {
                 // SAFETY: `index` linked this node in this tree for this trigger.
                 unsafe { self.tree(figure, trigger).remove(node) };
             }
-            rank += 1;
         }
     }
 
@@ -555,11 +651,11 @@ impl Registry {
         for figure in Figure::ALL {
             let value = figures.get(figure);
             let up = &self.up[figure.index()];
-            if !up.is_empty() && Trigger::UpAt(up.min).crossed_by(value) {
+            if !up.is_empty() && Trigger::UpAt(up.min.into()).crossed_by(value) {
                 return Some(up.first);
             }
             let down = &self.down[figure.index()];
-            if !down.is_empty() && Trigger::DownBelow(down.max).crossed_by(value) {
+            if !down.is_empty() && Trigger::DownBelow(down.max.into()).crossed_by(value) {
                 return Some(down.last);
             }
         }
@@ -574,8 +670,8 @@ impl Registry {
             let up = &self.up[figure.index()];
             let down = &self.down[figure.index()];
             let distances = [
-                (!up.is_empty()).then(|| Trigger::UpAt(up.min).distance(value)),
-                (!down.is_empty()).then(|| Trigger::DownBelow(down.max).distance(value)),
+                (!up.is_empty()).then(|| Trigger::UpAt(up.min.into()).distance(value)),
+                (!down.is_empty()).then(|| Trigger::DownBelow(down.max.into()).distance(value)),
             ];
             for distance in distances.into_iter().flatten() {
                 nearest = Some(nearest.map_or(distance, |n| n.min(distance)));
@@ -585,9 +681,13 @@ impl Registry {
     }
 }
 
-fn trigger_value(trigger: Trigger) -> u64 {
+/// A trigger's key in its tree: its value, which fits in 32 bits because a [`Watch`]
+/// keeps thresholds in 32 bits.
+fn trigger_key(trigger: Trigger) -> u32 {
     match trigger {
-        Trigger::UpAt(value) | Trigger::DownBelow(value) => value,
+        Trigger::UpAt(value) | Trigger::DownBelow(value) => {
+            u32::try_from(value).unwrap_or(u32::MAX)
+        }
     }
 }
 
@@ -660,8 +760,8 @@ fn default_levels(total_pages: u64) -> Levels {
 /// `time_ns`, and wakes its pollers and SIGIO owners.
 fn deliver(client: &Client, state: &mut ClientState, time_ns: u64) {
     state.seq += 1;
-    state.read_ready = true;
-    state.default.last_event_ns = time_ns.max(1);
+    state.last_event_ns = time_ns.max(1);
+    client.flags.set(client.flags.get().with_read_ready(true));
     client.event_pending.store(true, Ordering::Release);
     EVENTS.add(1);
     // SAFETY: the wait queue was initialised at open and lives as long as `client`.
@@ -673,14 +773,16 @@ fn deliver(client: &Client, state: &mut ClientState, time_ns: u64) {
             (ffi::EPOLLIN | ffi::EPOLLRDNORM) as usize as *mut c_void,
         )
     };
-    // SAFETY: `fasync` is the list `fasync_helper` maintains for this file.
-    unsafe {
-        bindings::kill_fasync(
-            client.fasync.get(),
-            bindings::SIGIO as c_int,
-            bindings::POLL_IN as c_int,
-        )
-    };
+    if let Some(aux) = state.aux.as_ref() {
+        // SAFETY: `fasync` is the list `fasync_helper` maintains for this file.
+        unsafe {
+            bindings::kill_fasync(
+                aux.fasync.get(),
+                bindings::SIGIO as c_int,
+                bindings::POLL_IN as c_int,
+            )
+        };
+    }
     WAKEUPS.add(1);
 }
 
@@ -733,12 +835,16 @@ fn evaluate(shared: &Shared) {
             };
             // SAFETY: linked nodes belong to open clients, which `release` unlinks
             // under the lock before they are freed.
-            let client = unsafe { &*(*node).client.get() };
+            let client = unsafe { &*Node::client(node) };
             // SAFETY: the lock is held; the state is not otherwise borrowed here.
             unsafe { registry.unindex(client) };
             // SAFETY: as above.
             let state = unsafe { &mut *client.state() };
-            let crossings = state.watch.evaluate(&figures);
+            let mut watch = client.watch(state);
+            let crossings = watch.evaluate(&figures);
+            // An evaluation changes sides only: the watch arms as many figures as
+            // before, so it fits where it was.
+            client.set_watch(state, watch);
             // SAFETY: the client's nodes were just unlinked; `state` is not used again
             // until after this call.
             unsafe { registry.index(client) };
@@ -769,12 +875,20 @@ fn evaluate(shared: &Shared) {
                     break;
                 }
                 // SAFETY: as above, for the nodes in `defaults`.
-                let client = unsafe { &*(*node).client.get() };
+                let client = unsafe { &*Node::client(node) };
                 // SAFETY: the lock is held; the state is not otherwise borrowed here.
                 let state = unsafe { &mut *client.state() };
-                if state.default.offer(level, start, min_interval_ns) {
+                let mut default = DefaultClient {
+                    delivered: client.flags.get().delivered(),
+                    last_event_ns: state.last_event_ns,
+                };
+                let offered = default.offer(level, start, min_interval_ns);
+                client
+                    .flags
+                    .set(client.flags.get().with_delivered(default.delivered));
+                if offered {
                     deliver(client, state, start);
-                } else if state.default.lagging(level) {
+                } else if default.lagging(level) {
                     lagging += 1;
                 }
                 // SAFETY: `node` is linked in `defaults`.
@@ -935,16 +1049,15 @@ fn new_client(uid: u32, limited: bool) -> Result<*mut Client> {
     unsafe {
         raw.write(Client {
             wait: Opaque::uninit(),
-            fasync: Opaque::new(ptr::null_mut()),
-            node: Node::new(raw),
+            node: Node::new(0),
             state: UnsafeCell::new(ClientState {
-                watch: Watch::default(),
-                default: DefaultClient::new(Level::Normal),
+                aux: None,
+                last_event_ns: 0,
                 seq: 0,
-                extra: None,
-                configured: false,
-                read_ready: true,
+                value: 0,
+                hysteresis: 0,
             }),
+            flags: Cell::new(FileFlags::new(Level::Normal)),
             event_pending: AtomicBool::new(false),
             limited,
             uid,
@@ -1007,11 +1120,12 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
         return Err(EMFILE);
     }
     let id = registry.next_id;
-    registry.next_id += 1;
+    // Open numbers wrap, skipping 0: a batch of the default-level delivery resumes at
+    // the first key above its next key minus one.
+    registry.next_id = id.checked_add(1).unwrap_or(1);
     // SAFETY: `raw` is initialised; the lock is held.
     let client = unsafe { &*raw };
-    // SAFETY: the lock is held and nothing else can reach this client yet.
-    unsafe { (*client.state()).default = DefaultClient::new(registry.level) };
+    client.flags.set(FileFlags::new(registry.level));
     client.node.key.set(id);
     // SAFETY: the client is unconfigured and in no tree.
     unsafe { registry.index(client) };
@@ -1043,7 +1157,7 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
     let raw = unsafe { (*file).private_data.cast::<Client>() };
     // SAFETY: the client stays allocated until the RCU callback below.
     let client = unsafe { &*raw };
-    let extra = {
+    let aux = {
         let mut registry = shared.registry.lock();
         // SAFETY: the client is open, its nodes linked as its state says.
         unsafe { registry.unindex(client) };
@@ -1061,10 +1175,11 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
         }
         registry.clients = registry.clients.saturating_sub(1);
         CLIENTS.set(u64::from(registry.clients));
-        // SAFETY: the lock is held; the nodes are unlinked, so nothing reaches them.
-        unsafe { (*client.state()).extra.take() }
+        // SAFETY: the lock is held; the nodes are unlinked, so nothing reaches them, and
+        // the VFS has already called `fasync` to leave the SIGIO list.
+        unsafe { (*client.state()).aux.take() }
     };
-    drop(extra);
+    drop(aux);
     // No poller can still be queued (poll and epoll hold a file reference, and epoll
     // unhooks before `release`), but the wait queue goes away with the client: tell any
     // waiter, as upstream's poll abstraction does, and free only after an RCU grace
@@ -1124,16 +1239,17 @@ unsafe fn read_line(
     let last = registry.last;
     let level = registry.level;
     // SAFETY: the lock is held; nothing else borrows the state.
-    let state = unsafe { &mut *client.state() };
+    let state = unsafe { &*client.state() };
+    let flags = client.flags.get();
     // EOF unless this is a sample request (offset 0), or something happened since the
     // previous read: `cat` ends, event-driven readers that never seek keep working.
-    if position != 0 && !state.read_ready && !event {
+    if position != 0 && !flags.read_ready() && !event {
         return Ok(0);
     }
-    state.read_ready = false;
+    client.flags.set(flags.with_read_ready(false));
     client.event_pending.store(false, Ordering::Release);
     let seq = state.seq;
-    let event_ns = state.default.last_event_ns;
+    let event_ns = state.last_event_ns;
     drop(registry);
 
     let mut snapshot = if event && last.time_ns != 0 {
@@ -1200,12 +1316,12 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     let sampled = sample();
     let thresholds: Thresholds =
         parse_thresholds(&text[..count], units(sampled.get(Figure::Total))).map_err(|_| EINVAL)?;
-    // Allocate the extra nodes before taking the lock, so that a failure leaves the old
-    // thresholds in force.
-    let mut extra = if Watch::new(thresholds, &sampled).armed() > 1 {
-        let this = ptr::from_ref(client);
+    // Allocate the `Aux` for a watch of several figures before taking the lock, so that
+    // a failure leaves the old thresholds in force (how many figures a watch arms does
+    // not depend on the figures it is armed against).
+    let mut spare = if Watch::new(thresholds, &sampled).armed() > 1 {
         Some(KBox::new(
-            core::array::from_fn(|_| Node::new(this)),
+            Aux::new(ptr::from_ref(client), Watch::default()),
             GFP_KERNEL,
         )?)
     } else {
@@ -1225,20 +1341,28 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     let watch = Watch::new(thresholds, &figures);
     // SAFETY: the client is open, its nodes linked as its state says.
     unsafe { registry.unindex(client) };
-    {
+    let stored = {
         // SAFETY: the lock is held; the client's nodes are unlinked.
         let state = unsafe { &mut *client.state() };
-        if state.extra.is_none() || watch.armed() <= 1 {
-            core::mem::swap(&mut state.extra, &mut extra);
+        if state.aux.is_none() {
+            state.aux = spare.take();
         }
-        state.watch = watch;
-        state.configured = true;
-        state.read_ready = true;
+        client.set_watch(state, watch)
+    };
+    if stored {
+        let flags = client.flags.get();
+        client
+            .flags
+            .set(flags.with_configured(true).with_read_ready(true));
     }
     // SAFETY: the nodes are unlinked and the state no longer borrowed.
     unsafe { registry.index(client) };
     drop(registry);
-    drop(extra);
+    drop(spare);
+    if !stored {
+        // Never reached: the `Aux` was allocated above for a watch of several figures.
+        return Err(ENOMEM);
+    }
     kick(shared);
     Ok(())
 }
@@ -1268,8 +1392,51 @@ unsafe extern "C" fn poll(
 unsafe extern "C" fn fasync(fd: c_int, file: *mut bindings::file, on: c_int) -> c_int {
     // SAFETY: the file is open (the VFS also calls this with on=0 before `release`).
     let client = unsafe { client_of(file) };
-    // SAFETY: `fasync` is this file's list; `fasync_helper` does its own locking.
-    unsafe { bindings::fasync_helper(fd, file, on, client.fasync.get()) }
+    match sigio_list(client, on != 0) {
+        // SAFETY: `list` is this file's list, in its `Aux`, which stays until `release`;
+        // `fasync_helper` does its own locking.
+        Ok(Some(list)) => unsafe { bindings::fasync_helper(fd, file, on, list) },
+        // Turning SIGIO off on a file that never turned it on.
+        Ok(None) => 0,
+        Err(error) => error.to_errno(),
+    }
+}
+
+/// The file's SIGIO list, which lives in its [`Aux`]; with `create`, the `Aux` is
+/// allocated first if the file has none yet.
+fn sigio_list(client: &Client, create: bool) -> Result<Option<*mut *mut bindings::fasync_struct>> {
+    let shared = shared();
+    let find = |state: &ClientState| state.aux.as_ref().map(|aux| aux.fasync.get());
+    {
+        let _registry = shared.registry.lock();
+        // SAFETY: the lock is held; nothing else borrows the state.
+        let state = unsafe { &*client.state() };
+        if let Some(list) = find(state) {
+            return Ok(Some(list));
+        }
+        if !create {
+            return Ok(None);
+        }
+    }
+    // Allocate without the lock; another `fasync` or a `write` may install one first.
+    let mut spare = Some(KBox::new(
+        Aux::new(ptr::from_ref(client), Watch::default()),
+        GFP_KERNEL,
+    )?);
+    let registry = shared.registry.lock();
+    // SAFETY: the lock is held; nothing else borrows the state.
+    let state = unsafe { &mut *client.state() };
+    if state.aux.is_none() {
+        if let Some(aux) = spare.as_ref() {
+            // From now on the `Aux` holds the whole watch (see `Client::watch`).
+            aux.watch.set(client.watch(state));
+        }
+        state.aux = spare.take();
+    }
+    let list = find(state);
+    drop(registry);
+    drop(spare);
+    Ok(list)
 }
 
 // ---- statistics in sysfs ----
