@@ -6,9 +6,8 @@
 //! (never installed on the host, where it would start a service) and put under /extra
 //! with the shared libraries and the dynamic loader it needs.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -490,62 +489,23 @@ fn boot(
         qemu = with_kernel_args(qemu, extra);
     }
     let log_path = target_dir().join(format!("logs/bench-{}.log", cell.name()));
-    if let Some(parent) = log_path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut log = std::fs::File::create(&log_path)?;
     eprintln!(
         "==> booting {cell} with {mem} to run mn-bench (console: {})",
         log_path.display()
     );
-    let mut child = qemu
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting QEMU")?;
-    let mut stdout = child.stdout.take().context("QEMU stdout")?;
-    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + timeout;
-    let mut console = Vec::new();
     let mut shown = 0;
-    loop {
-        match receiver.recv_timeout(Duration::from_millis(200)) {
-            Ok(bytes) => {
-                log.write_all(&bytes)?;
-                console.extend_from_slice(&bytes);
-                // Show the benchmark's progress lines as they complete.
-                while let Some(end) = console[shown..].iter().position(|&b| b == b'\n') {
-                    let line = String::from_utf8_lossy(&console[shown..shown + end]);
-                    let line = line.trim_end();
-                    if line.starts_with("mn-bench:") || line.contains("FAILED") {
-                        eprintln!("    {line}");
-                    }
-                    shown += end + 1;
-                }
+    let console = qemu::capture_console(qemu, &log_path, timeout, |_, console| {
+        // Show the benchmark's progress lines as they complete.
+        while let Some(end) = console[shown..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&console[shown..shown + end]);
+            let line = line.trim_end();
+            if line.starts_with("mn-bench:") || line.contains("FAILED") {
+                eprintln!("    {line}");
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            shown += end + 1;
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "the guest did not finish within {} s; console log: {}",
-                timeout.as_secs(),
-                log_path.display()
-            );
-        }
-    }
-    child.wait()?;
+        Ok(())
+    })?;
     Ok(String::from_utf8_lossy(&console).into_owned())
 }
 

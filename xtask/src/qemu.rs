@@ -139,47 +139,13 @@ pub fn run(
         script.as_deref().unwrap_or("")
     );
     let log_path = target_dir().join(format!("logs/run-{}.log", cell.name()));
-    let mut log = std::fs::File::create(&log_path)?;
-    let mut child = qemu
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting QEMU")?;
-    let mut stdout = child.stdout.take().context("QEMU stdout")?;
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs.unwrap_or(900));
-    // The reader thread forwards the console and reports what it saw.
-    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut console = Vec::new();
+    let timeout = Duration::from_secs(timeout_secs.unwrap_or(900));
     let mut out = std::io::stdout();
-    loop {
-        match receiver.recv_timeout(Duration::from_millis(200)) {
-            Ok(bytes) => {
-                out.write_all(&bytes)?;
-                out.flush()?;
-                log.write_all(&bytes)?;
-                console.extend_from_slice(&bytes);
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!(
-                "the guest did not finish in time; console log: {}",
-                log_path.display()
-            );
-        }
-    }
-    child.wait()?;
+    let console = capture_console(qemu, &log_path, timeout, |bytes, _| {
+        out.write_all(bytes)?;
+        out.flush()?;
+        Ok(())
+    })?;
     // The command's archive is per run (initrd-cmd-<pid>.cpio.gz).
     let _ = std::fs::remove_file(&image.initrd);
     let text = String::from_utf8_lossy(&console);
@@ -195,6 +161,62 @@ pub fn run(
             log_path.display()
         ),
     }
+}
+
+/// Runs `qemu` to its end with its console captured: copied to `log_path`, passed to
+/// `on_output` as it comes (the bytes just read, then the whole console so far) and
+/// returned. The guest is killed, and an error returned, after `timeout`.
+pub fn capture_console(
+    mut qemu: Command,
+    log_path: &Path,
+    timeout: Duration,
+    mut on_output: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<Vec<u8>> {
+    if let Some(parent) = log_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut log = std::fs::File::create(log_path)?;
+    let mut child = qemu
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting QEMU")?;
+    let mut stdout = child.stdout.take().context("QEMU stdout")?;
+    let deadline = Instant::now() + timeout;
+    // A reader thread, so that the deadline is checked while the guest is silent.
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || sender.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut console = Vec::new();
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(bytes) => {
+                log.write_all(&bytes)?;
+                console.extend_from_slice(&bytes);
+                on_output(&bytes, &console)?;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the guest did not finish within {} s; console log: {}",
+                timeout.as_secs(),
+                log_path.display()
+            );
+        }
+    }
+    child.wait()?;
+    Ok(console)
 }
 
 /// Joins arguments into one shell command line, quoting those that need it.
