@@ -1078,7 +1078,7 @@ fn new_client(uid: u32, limited: bool) -> Result<*mut Client> {
 ///
 /// `raw` came from [`new_client`], is in no tree and is referenced by nothing else.
 unsafe fn free_client_now(raw: *mut Client) {
-    // SAFETY: by contract; dropping frees the extra nodes if any.
+    // SAFETY: by contract; dropping frees the `Aux` if any.
     unsafe {
         ptr::drop_in_place(raw);
         bindings::kmem_cache_free(CLIENT_CACHE.load(Ordering::Acquire), raw.cast::<c_void>());

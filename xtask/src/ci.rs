@@ -51,11 +51,8 @@ fn run_check(checks: &mut Vec<Check>, name: &str, check: impl FnOnce() -> Result
 const DEFAULT_JOBS: usize = 2;
 
 /// Scenarios the debug kernels run: everything that drives the module (the userspace
-/// suite adds nothing there and is slow under KASAN). module-cross-many is left out there
-/// for now: it failed intermittently on both debug kernels (a file one event short after
-/// the rise, or one event over after the fall) and is not yet explained; it runs on every
-/// normal cell.
-const DEBUG_SCENARIOS: &str = "boot*,module-*,reliability-*,!module-cross-many";
+/// suite adds nothing there and is slow under KASAN).
+const DEBUG_SCENARIOS: &str = "boot*,module-*,reliability-*";
 
 /// One `cargo xtask qemu-test` child: a cell, with or without the debug kernel.
 struct CellJob {

@@ -478,13 +478,18 @@ fn raise_fd_limit() {
     }
 }
 
-/// The `used` figure of a fresh sample.
-fn used_now(fd: i32) -> Result<u64, String> {
+/// A figure of a fresh sample.
+fn figure_now(fd: i32, figure: Figure) -> Result<u64, String> {
     let mut buf = [0u8; 256];
     let n = pread_into(fd, &mut buf)?;
     parse_line(&buf[..n])
-        .map(|snapshot| snapshot.figures.get(Figure::Used))
+        .map(|snapshot| snapshot.figures.get(figure))
         .map_err(|error| format!("bad line: {error:?}"))
+}
+
+/// The `used` figure of a fresh sample.
+fn used_now(fd: i32) -> Result<u64, String> {
+    figure_now(fd, Figure::Used)
 }
 
 /// The `seq` of the line a read returns now.
@@ -496,9 +501,11 @@ fn seq_now(fd: i32) -> Result<u64, String> {
         .map_err(|error| format!("bad line: {error:?}"))
 }
 
-/// Waits until every file in `fds` is readable, or `timeout` passes; returns how many are.
-fn readable(fds: &[i32], timeout: Duration) -> Result<usize, String> {
-    let deadline = Instant::now() + timeout;
+/// Waits until every file in `fds` is readable, or `stalled` passes without one more
+/// becoming so (a slow delivery, as on a debug kernel under emulation, is not a lost
+/// event); returns how many are.
+fn readable(fds: &[i32], stalled: Duration) -> Result<usize, String> {
+    let mut progress = (0, Instant::now());
     loop {
         let mut ready = 0;
         for &fd in fds {
@@ -506,11 +513,36 @@ fn readable(fds: &[i32], timeout: Duration) -> Result<usize, String> {
                 ready += 1;
             }
         }
-        if ready == fds.len() || Instant::now() >= deadline {
+        if ready > progress.0 {
+            progress = (ready, Instant::now());
+        }
+        if ready == fds.len() || progress.1.elapsed() >= stalled {
             return Ok(ready);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The module's statistics, one `name value` per line, for a failure report.
+fn statistics() -> String {
+    let dir = "/sys/class/misc/memnotify/statistics";
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|name| {
+            let value = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
+            format!("{name} {}", value.trim())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks that every file in `fds` has an event and that its `seq` is `expected`.
@@ -518,8 +550,9 @@ fn check_seqs(fds: &[i32], expected: u64, what: &str) -> Result<(), String> {
     let ready = readable(fds, Duration::from_secs(20))?;
     if ready != fds.len() {
         return Err(format!(
-            "{what}: only {ready} of {} files readable",
-            fds.len()
+            "{what}: only {ready} of {} files readable (statistics: {})",
+            fds.len(),
+            statistics()
         ));
     }
     for (index, &fd) in fds.iter().enumerate() {
@@ -550,23 +583,37 @@ fn cross_many(args: &[String]) -> Result<(), String> {
         // SAFETY: no preconditions.
         unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize,
     );
-    // Far enough above the current figure not to cross by jitter.
-    let margin = (8usize << 20) / page;
-    let threshold = used_now(probe)? + margin as u64;
+    // Open every file before `used` is measured: on a debug kernel (slab red zones,
+    // kmemleak's records) 4000 opens alone move it by megabytes, and files armed after
+    // the figure passed the threshold would start above it.
     let mut fds = Vec::with_capacity(count);
-    for index in 0..count {
-        let fd = open(libc::O_RDWR)?;
+    for _ in 0..count {
+        fds.push(open(libc::O_RDWR)?);
+    }
+    // Far enough above the current figure not to cross by drift: 8 MiB, or an eighth of
+    // RAM. On a debug kernel under emulation `used` moves by megabytes on its own
+    // (KASAN's quarantine alone may hold a thirty-second of RAM in freed objects), and
+    // after the memory is freed again it must stay below the threshold until every
+    // file has been read.
+    let total = figure_now(probe, Figure::Total)? as usize;
+    let margin = ((8usize << 20) / page).max(total / 8);
+    let threshold = used_now(probe)? + margin as u64;
+    // Without hysteresis, `used` jittering by a page at the moment of the crossing (the
+    // racer's closes free memory) would be a fall and a rise more, for every file.
+    let hysteresis = margin / 4;
+    println!("threshold {threshold} pages, {margin} above used, hysteresis {hysteresis}");
+    for (index, &fd) in fds.iter().enumerate() {
         // Every fourth file arms two more figures far away: it has extra trigger nodes.
         let thresholds = if index % 4 == 0 {
-            format!("used {threshold} active 0xfffffff free 0xffffffe")
+            format!("used {threshold} hysteresis {hysteresis} active 0xfffffff free 0xffffffe")
         } else {
-            format!("used {threshold}")
+            format!("used {threshold} hysteresis {hysteresis}")
         };
         set_thresholds(fd, &thresholds)?;
         read_line(fd)?;
-        fds.push(fd);
     }
 
+    println!("armed, used {} pages", used_now(probe)?);
     // Files that another thread closes, reopens and re-arms at the same threshold while
     // the deliveries run: the module must neither crash nor disturb the others.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -607,10 +654,19 @@ fn cross_many(args: &[String]) -> Result<(), String> {
         touched = (touched + (1 << 20)).min(size);
         std::thread::sleep(Duration::from_millis(2));
     }
-    let up = check_seqs(&fds, 1, "up");
+    let figures = |error: String| {
+        let used = used_now(probe).unwrap_or(0);
+        format!("{error}; used now {used}, threshold {threshold} pages")
+    };
+    println!(
+        "touched {} KiB, used {} pages",
+        touched >> 10,
+        used_now(probe)?
+    );
+    let up = check_seqs(&fds, 1, "up").map_err(figures);
     // SAFETY: the mapping made above.
     unsafe { libc::munmap(memory, size) };
-    let down = up.and_then(|()| check_seqs(&fds, 2, "down"));
+    let down = up.and_then(|()| check_seqs(&fds, 2, "down").map_err(figures));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let raced = racer
         .join()
