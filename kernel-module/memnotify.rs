@@ -16,7 +16,7 @@
 //! red-black trees (waiting to go up, waiting to go down) whose extreme keys the
 //! registry caches, so an evaluation with nothing crossed costs the same whatever the
 //! number of files, and one that finds crossings touches only the files that crossed,
-//! in batches with the lock released in between. Each file is one 96-byte object of a
+//! in batches with the lock released in between. Each file is one 88-byte object of a
 //! slab cache of its own, holding its wait queue, its first tree node and a watch of one
 //! figure; a file that arms several figures or asks for SIGIO gets a second object.
 
@@ -219,14 +219,27 @@ struct Node {
     /// 0 for the node inside the [`Client`], `n` for the `n`-th node of its [`Aux`]:
     /// how [`Node::client`] finds the client without a pointer in every node.
     rank: u8,
+    // The file's own small fields, in the node inside the `Client`: the `rb_node` and
+    // the key make a node 32 bytes on 64-bit kernels whatever, and these three bytes
+    // would be its padding. An `Aux`'s nodes leave them unused.
+    /// The inline watch's figure and side, and the file's other flags. Guarded by the
+    /// registry lock.
+    flags: Cell<FileFlags>,
+    /// An unread event: the file polls readable. Read without the lock.
+    event_pending: AtomicBool,
+    /// The file counts against the per-uid limit.
+    limited: bool,
 }
 
 impl Node {
-    const fn new(rank: u8) -> Self {
+    const fn new(rank: u8, limited: bool) -> Self {
         Node {
             link: Opaque::uninit(),
             key: Cell::new(0),
             rank,
+            flags: Cell::new(FileFlags::new(Level::Normal)),
+            event_pending: AtomicBool::new(false),
+            limited,
         }
     }
 
@@ -277,14 +290,14 @@ impl Aux {
             client,
             watch: Cell::new(watch),
             fasync: Opaque::new(ptr::null_mut()),
-            nodes: core::array::from_fn(|index| Node::new(index as u8 + 1)),
+            nodes: core::array::from_fn(|index| Node::new(index as u8 + 1, false)),
         }
     }
 }
 
-/// An open file: one object from the `memnotify_client` cache, 96 bytes on 64-bit
-/// kernels without lock debugging: its wait queue, its first tree node and a watch of
-/// one figure inline, everything rarer in an [`Aux`].
+/// An open file: one object from the `memnotify_client` cache, 88 bytes on 64-bit
+/// kernels without lock debugging: its wait queue, its first tree node (which also
+/// carries its flags) and a watch of one figure inline, everything rarer in an [`Aux`].
 struct Client {
     /// The file's wait queue: only this file's pollers sleep on it, so a wake-up wakes
     /// exactly the clients whose thresholds crossed.
@@ -295,19 +308,12 @@ struct Client {
     node: Node,
     /// Guarded by the registry lock.
     state: UnsafeCell<ClientState>,
-    /// The inline watch's figure and side, and the file's other small fields.
-    /// Guarded by the registry lock.
-    flags: Cell<FileFlags>,
-    /// An unread event: the file polls readable. Read without the lock.
-    event_pending: AtomicBool,
-    /// Counted against the per-uid limit.
-    limited: bool,
-    uid: u32,
 }
 
 // SAFETY: `wait` and the `Aux`'s `fasync` are only touched through the kernel's own
-// synchronised primitives (wait queue lock, fasync lock, RCU); `node`, `flags` and
-// `state` only with the registry lock held; the rest is immutable or atomic.
+// synchronised primitives (wait queue lock, fasync lock, RCU); `node` (but for its
+// atomic `event_pending` and immutable `limited`) and `state` only with the registry
+// lock held.
 unsafe impl Send for Client {}
 // SAFETY: as above.
 unsafe impl Sync for Client {}
@@ -340,7 +346,7 @@ const _: () = {
     not(CONFIG_DEBUG_SPINLOCK),
     not(CONFIG_DEBUG_LOCK_ALLOC)
 ))]
-const _: () = assert!(core::mem::size_of::<Client>() == 96);
+const _: () = assert!(core::mem::size_of::<Client>() == 88);
 
 impl Client {
     /// The client's protocol state. Dereferencing the pointer needs the registry lock
@@ -355,7 +361,7 @@ impl Client {
         match state.aux.as_ref() {
             Some(aux) => aux.watch.get(),
             None => {
-                let flags = self.flags.get();
+                let flags = self.node.flags.get();
                 Watch::from_single(SingleWatch {
                     figure: flags.figure(),
                     value: state.value,
@@ -379,8 +385,12 @@ impl Client {
         }
         state.value = single.value;
         state.hysteresis = single.hysteresis;
-        self.flags
-            .set(self.flags.get().with_figure(single.figure, single.above));
+        self.node.flags.set(
+            self.node
+                .flags
+                .get()
+                .with_figure(single.figure, single.above),
+        );
         true
     }
 
@@ -604,7 +614,7 @@ impl Registry {
         // SAFETY: the lock is held (`self` is the guarded data) and nothing else borrows
         // the state.
         let state = unsafe { &*client.state() };
-        if !client.flags.get().configured() {
+        if !client.node.flags.get().configured() {
             let node = ptr::from_ref(&client.node).cast_mut();
             let id = client.node.key.get();
             // SAFETY: the node is in no tree and lives until `release` unlinks it.
@@ -633,7 +643,7 @@ impl Registry {
     unsafe fn unindex(&mut self, client: &Client) {
         // SAFETY: as in `index`.
         let state = unsafe { &*client.state() };
-        if !client.flags.get().configured() {
+        if !client.node.flags.get().configured() {
             // SAFETY: an unconfigured open client's node is linked in `defaults`.
             unsafe { self.defaults.remove(ptr::from_ref(&client.node).cast_mut()) };
             return;
@@ -761,8 +771,11 @@ fn default_levels(total_pages: u64) -> Levels {
 fn deliver(client: &Client, state: &mut ClientState, time_ns: u64) {
     state.seq += 1;
     state.last_event_ns = time_ns.max(1);
-    client.flags.set(client.flags.get().with_read_ready(true));
-    client.event_pending.store(true, Ordering::Release);
+    client
+        .node
+        .flags
+        .set(client.node.flags.get().with_read_ready(true));
+    client.node.event_pending.store(true, Ordering::Release);
     EVENTS.add(1);
     // SAFETY: the wait queue was initialised at open and lives as long as `client`.
     unsafe {
@@ -879,13 +892,15 @@ fn evaluate(shared: &Shared) {
                 // SAFETY: the lock is held; the state is not otherwise borrowed here.
                 let state = unsafe { &mut *client.state() };
                 let mut default = DefaultClient {
-                    delivered: client.flags.get().delivered(),
+                    delivered: client.node.flags.get().delivered(),
                     last_event_ns: state.last_event_ns,
                 };
                 let offered = default.offer(level, start, min_interval_ns);
+                let flags = client.node.flags.get();
                 client
+                    .node
                     .flags
-                    .set(client.flags.get().with_delivered(default.delivered));
+                    .set(flags.with_delivered(default.delivered));
                 if offered {
                     deliver(client, state, start);
                 } else if default.lagging(level) {
@@ -1036,7 +1051,7 @@ unsafe extern "C" fn open(_inode: *mut bindings::inode, file: *mut bindings::fil
 }
 
 /// A client allocated from the cache and initialised, not yet registered.
-fn new_client(uid: u32, limited: bool) -> Result<*mut Client> {
+fn new_client(limited: bool) -> Result<*mut Client> {
     let cache = CLIENT_CACHE.load(Ordering::Acquire);
     // SAFETY: the cache exists while the device is registered, which it is during `open`.
     let raw =
@@ -1049,7 +1064,7 @@ fn new_client(uid: u32, limited: bool) -> Result<*mut Client> {
     unsafe {
         raw.write(Client {
             wait: Opaque::uninit(),
-            node: Node::new(0),
+            node: Node::new(0, limited),
             state: UnsafeCell::new(ClientState {
                 aux: None,
                 last_event_ns: 0,
@@ -1057,10 +1072,6 @@ fn new_client(uid: u32, limited: bool) -> Result<*mut Client> {
                 value: 0,
                 hysteresis: 0,
             }),
-            flags: Cell::new(FileFlags::new(Level::Normal)),
-            event_pending: AtomicBool::new(false),
-            limited,
-            uid,
         });
         bindings::__init_waitqueue_head(
             (*raw).wait.get(),
@@ -1107,7 +1118,7 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
 
     // Allocate everything before taking the lock, so a failure changes nothing.
     let uid_node = RBTreeNodeReservation::<u32, u32>::new(GFP_KERNEL)?;
-    let raw = new_client(uid, limited)?;
+    let raw = new_client(limited)?;
 
     let mut registry = shared.registry.lock();
     let per_uid = registry.per_uid.get(&uid).copied().unwrap_or(0);
@@ -1125,7 +1136,7 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
     registry.next_id = id.checked_add(1).unwrap_or(1);
     // SAFETY: `raw` is initialised; the lock is held.
     let client = unsafe { &*raw };
-    client.flags.set(FileFlags::new(registry.level));
+    client.node.flags.set(FileFlags::new(registry.level));
     client.node.key.set(id);
     // SAFETY: the client is unconfigured and in no tree.
     unsafe { registry.index(client) };
@@ -1161,15 +1172,17 @@ unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::
         let mut registry = shared.registry.lock();
         // SAFETY: the client is open, its nodes linked as its state says.
         unsafe { registry.unindex(client) };
-        if client.limited {
-            match registry.per_uid.get(&client.uid).copied() {
+        if client.node.limited {
+            // SAFETY: `f_cred` is the opener's credentials, as in `open`.
+            let uid = unsafe { (*(*file).f_cred).uid.val };
+            match registry.per_uid.get(&uid).copied() {
                 Some(count) if count > 1 => {
-                    if let Some(count_ref) = registry.per_uid.get_mut(&client.uid) {
+                    if let Some(count_ref) = registry.per_uid.get_mut(&uid) {
                         *count_ref = count - 1;
                     }
                 }
                 _ => {
-                    registry.per_uid.remove(&client.uid);
+                    registry.per_uid.remove(&uid);
                 }
             }
         }
@@ -1234,20 +1247,20 @@ unsafe fn read_line(
     let client = unsafe { client_of(file) };
     // SAFETY: `offset` is valid for the duration of the call.
     let position = unsafe { *offset };
-    let event = client.event_pending.load(Ordering::Acquire);
+    let event = client.node.event_pending.load(Ordering::Acquire);
     let registry = shared().registry.lock();
     let last = registry.last;
     let level = registry.level;
     // SAFETY: the lock is held; nothing else borrows the state.
     let state = unsafe { &*client.state() };
-    let flags = client.flags.get();
+    let flags = client.node.flags.get();
     // EOF unless this is a sample request (offset 0), or something happened since the
     // previous read: `cat` ends, event-driven readers that never seek keep working.
     if position != 0 && !flags.read_ready() && !event {
         return Ok(0);
     }
-    client.flags.set(flags.with_read_ready(false));
-    client.event_pending.store(false, Ordering::Release);
+    client.node.flags.set(flags.with_read_ready(false));
+    client.node.event_pending.store(false, Ordering::Release);
     let seq = state.seq;
     let event_ns = state.last_event_ns;
     drop(registry);
@@ -1350,8 +1363,9 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
         client.set_watch(state, watch)
     };
     if stored {
-        let flags = client.flags.get();
+        let flags = client.node.flags.get();
         client
+            .node
             .flags
             .set(flags.with_configured(true).with_read_ready(true));
     }
@@ -1380,7 +1394,7 @@ unsafe extern "C" fn poll(
     // run while `poll` holds the file.
     unsafe { ffi::poll_wait(file, client.wait.get(), table.cast::<PollTable>()) };
     let mut mask = ffi::EPOLLOUT | ffi::EPOLLWRNORM;
-    if client.event_pending.load(Ordering::Acquire) {
+    if client.node.event_pending.load(Ordering::Acquire) {
         mask |= ffi::EPOLLIN | ffi::EPOLLRDNORM;
     }
     mask
