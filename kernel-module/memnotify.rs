@@ -285,10 +285,10 @@ struct Aux {
 }
 
 impl Aux {
-    fn new(client: *const Client, watch: Watch) -> Self {
+    fn new(client: *const Client) -> Self {
         Aux {
             client,
-            watch: Cell::new(watch),
+            watch: Cell::new(Watch::default()),
             fasync: Opaque::new(ptr::null_mut()),
             nodes: core::array::from_fn(|index| Node::new(index as u8 + 1, false)),
         }
@@ -355,6 +355,24 @@ impl Client {
         self.state.get()
     }
 
+    /// Changes the file's flags. The registry lock is held.
+    fn update_flags(&self, change: impl FnOnce(FileFlags) -> FileFlags) {
+        self.node.flags.set(change(self.node.flags.get()));
+    }
+
+    /// Makes `spare` the file's [`Aux`] unless it has one already (then `spare` stays),
+    /// holding the file's watch from now on (see [`Client::watch`]). The registry lock is
+    /// held (`state` is borrowed under it).
+    fn install_aux(&self, state: &mut ClientState, spare: &mut Option<KBox<Aux>>) {
+        if state.aux.is_some() {
+            return;
+        }
+        if let Some(aux) = spare.as_ref() {
+            aux.watch.set(self.watch(state));
+        }
+        state.aux = spare.take();
+    }
+
     /// The file's thresholds and sides. The registry lock is held (`state` is borrowed
     /// under it).
     fn watch(&self, state: &ClientState) -> Watch {
@@ -385,12 +403,7 @@ impl Client {
         }
         state.value = single.value;
         state.hysteresis = single.hysteresis;
-        self.node.flags.set(
-            self.node
-                .flags
-                .get()
-                .with_figure(single.figure, single.above),
-        );
+        self.update_flags(|flags| flags.with_figure(single.figure, single.above));
         true
     }
 
@@ -771,10 +784,7 @@ fn default_levels(total_pages: u64) -> Levels {
 fn deliver(client: &Client, state: &mut ClientState, time_ns: u64) {
     state.seq += 1;
     state.last_event_ns = time_ns.max(1);
-    client
-        .node
-        .flags
-        .set(client.node.flags.get().with_read_ready(true));
+    client.update_flags(|flags| flags.with_read_ready(true));
     client.node.event_pending.store(true, Ordering::Release);
     EVENTS.add(1);
     // SAFETY: the wait queue was initialised at open and lives as long as `client`.
@@ -896,11 +906,7 @@ fn evaluate(shared: &Shared) {
                     last_event_ns: state.last_event_ns,
                 };
                 let offered = default.offer(level, start, min_interval_ns);
-                let flags = client.node.flags.get();
-                client
-                    .node
-                    .flags
-                    .set(flags.with_delivered(default.delivered));
+                client.update_flags(|flags| flags.with_delivered(default.delivered));
                 if offered {
                     deliver(client, state, start);
                 } else if default.lagging(level) {
@@ -1259,7 +1265,7 @@ unsafe fn read_line(
     if position != 0 && !flags.read_ready() && !event {
         return Ok(0);
     }
-    client.node.flags.set(flags.with_read_ready(false));
+    client.update_flags(|flags| flags.with_read_ready(false));
     client.node.event_pending.store(false, Ordering::Release);
     let seq = state.seq;
     let event_ns = state.last_event_ns;
@@ -1333,10 +1339,7 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     // a failure leaves the old thresholds in force (how many figures a watch arms does
     // not depend on the figures it is armed against).
     let mut spare = if Watch::new(thresholds, &sampled).armed() > 1 {
-        Some(KBox::new(
-            Aux::new(ptr::from_ref(client), Watch::default()),
-            GFP_KERNEL,
-        )?)
+        Some(KBox::new(Aux::new(ptr::from_ref(client)), GFP_KERNEL)?)
     } else {
         None
     };
@@ -1357,17 +1360,11 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     let stored = {
         // SAFETY: the lock is held; the client's nodes are unlinked.
         let state = unsafe { &mut *client.state() };
-        if state.aux.is_none() {
-            state.aux = spare.take();
-        }
+        client.install_aux(state, &mut spare);
         client.set_watch(state, watch)
     };
     if stored {
-        let flags = client.node.flags.get();
-        client
-            .node
-            .flags
-            .set(flags.with_configured(true).with_read_ready(true));
+        client.update_flags(|flags| flags.with_configured(true).with_read_ready(true));
     }
     // SAFETY: the nodes are unlinked and the state no longer borrowed.
     unsafe { registry.index(client) };
@@ -1433,20 +1430,11 @@ fn sigio_list(client: &Client, create: bool) -> Result<Option<*mut *mut bindings
         }
     }
     // Allocate without the lock; another `fasync` or a `write` may install one first.
-    let mut spare = Some(KBox::new(
-        Aux::new(ptr::from_ref(client), Watch::default()),
-        GFP_KERNEL,
-    )?);
+    let mut spare = Some(KBox::new(Aux::new(ptr::from_ref(client)), GFP_KERNEL)?);
     let registry = shared.registry.lock();
     // SAFETY: the lock is held; nothing else borrows the state.
     let state = unsafe { &mut *client.state() };
-    if state.aux.is_none() {
-        if let Some(aux) = spare.as_ref() {
-            // From now on the `Aux` holds the whole watch (see `Client::watch`).
-            aux.watch.set(client.watch(state));
-        }
-        state.aux = spare.take();
-    }
+    client.install_aux(state, &mut spare);
     let list = find(state);
     drop(registry);
     drop(spare);
