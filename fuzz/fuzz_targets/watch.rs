@@ -78,6 +78,7 @@ fuzz_target!(|input: Input| {
     let sampling = Sampling {
         fast_ms: input.fast_ms,
         slow_ms: input.slow_ms,
+        limited_ms: input.fast_ms,
     };
     for step in input.steps.iter().take(64) {
         let now = figures(step, &input.thresholds);

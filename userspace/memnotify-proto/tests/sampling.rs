@@ -6,6 +6,7 @@ use proptest::prelude::*;
 const DEFAULT: Sampling = Sampling {
     fast_ms: 10,
     slow_ms: 1000,
+    limited_ms: 1000,
 };
 
 /// 1 GiB of 4 KiB pages: near is 4096 pages (1/64), far is 65536 (1/4).
@@ -64,12 +65,14 @@ fn odd_parameters_are_tamed() {
     let zero = Sampling {
         fast_ms: 0,
         slow_ms: 0,
+        limited_ms: 0,
     };
     assert_eq!(next_interval_ms(zero, Some(0), TOTAL, 0), 1);
     assert_eq!(next_interval_ms(zero, None, TOTAL, 0), 1);
     let inverted = Sampling {
         fast_ms: 500,
         slow_ms: 100,
+        limited_ms: 0,
     };
     assert_eq!(next_interval_ms(inverted, Some(u64::MAX), TOTAL, 0), 500);
     assert_eq!(next_interval_ms(inverted, Some(0), TOTAL, 0), 500);
@@ -84,6 +87,7 @@ fn large_parameters_still_interpolate() {
     let long = Sampling {
         fast_ms: 10,
         slow_ms: 1 << 40,
+        limited_ms: 10,
     };
     let total = 1u64 << 40;
     let near = total >> 6;
@@ -100,8 +104,18 @@ fn large_parameters_still_interpolate() {
 fn sampling_strategy() -> impl Strategy<Value = Sampling> {
     prop_oneof![
         Just(DEFAULT),
-        (0u64..100, 0u64..5000).prop_map(|(fast_ms, slow_ms)| Sampling { fast_ms, slow_ms }),
-        (any::<u64>(), any::<u64>()).prop_map(|(fast_ms, slow_ms)| Sampling { fast_ms, slow_ms }),
+        (0u64..100, 0u64..5000, 0u64..5000).prop_map(|(fast_ms, slow_ms, limited_ms)| Sampling {
+            fast_ms,
+            slow_ms,
+            limited_ms
+        }),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(fast_ms, slow_ms, limited_ms)| {
+            Sampling {
+                fast_ms,
+                slow_ms,
+                limited_ms,
+            }
+        }),
     ]
 }
 
@@ -208,5 +222,222 @@ proptest! {
             next_interval_ms(sampling, Some(distance), total, speed)
                 <= next_interval_ms(sampling, None, total, speed)
         );
+    }
+}
+
+// ---- the plan: what an evaluation observed -> the next period ----
+
+use memnotify_proto::{speed_pages_per_s, Figure, Figures, Levels, Observation};
+
+fn figures(available: u64) -> Figures {
+    let mut figures = Figures::default();
+    figures.set(Figure::Total, TOTAL);
+    figures.set(Figure::Available, available);
+    figures
+}
+
+fn observe(figures: &Figures) -> Observation<'_> {
+    Observation {
+        figures,
+        speed_pages_per_s: 0,
+        nearest_trigger: None,
+        nearest_limited: None,
+        default_levels: None,
+        kicked: false,
+    }
+}
+
+#[test]
+fn plan_without_triggers_or_levels_samples_slowly() {
+    let now = figures(100_000);
+    assert_eq!(DEFAULT.plan(&observe(&now)), 1000);
+}
+
+#[test]
+fn plan_after_a_kick_samples_at_once() {
+    let now = figures(100_000);
+    let observed = Observation {
+        kicked: true,
+        nearest_trigger: Some(u64::MAX),
+        ..observe(&now)
+    };
+    assert_eq!(DEFAULT.plan(&observed), 0);
+}
+
+#[test]
+fn plan_uses_the_nearest_trigger() {
+    let now = figures(100_000);
+    let observed = Observation {
+        nearest_trigger: Some(4096),
+        ..observe(&now)
+    };
+    assert_eq!(DEFAULT.plan(&observed), 10);
+}
+
+#[test]
+fn plan_counts_default_levels_only_when_files_rely_on_them() {
+    // `available` 100 pages above the low level: fast, but only with default files.
+    let levels = Levels {
+        low: 99_900,
+        critical: 10_000,
+        hysteresis: 2048,
+    };
+    let now = figures(100_000);
+    let with_defaults = Observation {
+        default_levels: Some(levels),
+        ..observe(&now)
+    };
+    assert_eq!(DEFAULT.plan(&with_defaults), 10);
+    assert_eq!(DEFAULT.plan(&observe(&now)), 1000);
+    // A disabled level (0) is no trigger: far from the critical level, slow.
+    let low_disabled = Observation {
+        default_levels: Some(Levels { low: 0, ..levels }),
+        ..observe(&now)
+    };
+    assert_eq!(DEFAULT.plan(&low_disabled), 1000);
+    // The nearer of a trigger and a level wins, either way round.
+    let both = Observation {
+        nearest_trigger: Some(60_000),
+        ..with_defaults
+    };
+    assert_eq!(DEFAULT.plan(&both), 10);
+}
+
+#[test]
+fn plan_speed_shortens_the_period() {
+    let now = figures(100_000);
+    let resting = Observation {
+        nearest_trigger: Some(30_000),
+        ..observe(&now)
+    };
+    let moving = Observation {
+        speed_pages_per_s: 100_000,
+        ..resting
+    };
+    assert!(DEFAULT.plan(&moving) < DEFAULT.plan(&resting));
+}
+
+#[test]
+fn speed_is_the_fastest_figure_per_second() {
+    let mut before = figures(100_000);
+    before.set(Figure::Used, 5_000);
+    let mut after = figures(99_000);
+    after.set(Figure::Used, 8_000);
+    // `used` moved 3000 pages in half a second, `available` 1000.
+    assert_eq!(speed_pages_per_s(&before, &after, 500_000_000), 6_000);
+    assert_eq!(speed_pages_per_s(&after, &before, 500_000_000), 6_000);
+    assert_eq!(speed_pages_per_s(&before, &after, 0), 0);
+    assert_eq!(speed_pages_per_s(&before, &before, 1), 0);
+    // No overflow at the extremes.
+    let mut top = Figures::default();
+    top.set(Figure::Used, u64::MAX);
+    assert_eq!(speed_pages_per_s(&Figures::default(), &top, 1), u64::MAX);
+}
+
+proptest! {
+    /// The plan is `next_interval_ms` of the nearest of the trigger and the levels.
+    #[test]
+    fn plan_is_the_interval_of_the_nearest(
+        sampling in sampling_strategy(),
+        available in 0u64..=TOTAL,
+        trigger in proptest::option::of(0u64..=TOTAL),
+        low in 0u64..=TOTAL,
+        critical in 0u64..=TOTAL,
+        with_levels in any::<bool>(),
+        speed in any::<u64>(),
+    ) {
+        let now = figures(available);
+        let levels = Levels { low, critical, hysteresis: 0 };
+        let observed = Observation {
+            speed_pages_per_s: speed,
+            nearest_trigger: trigger,
+            default_levels: with_levels.then_some(levels),
+            ..observe(&now)
+        };
+        let mut nearest = trigger;
+        if with_levels {
+            for bound in [low, critical].into_iter().filter(|&b| b != 0) {
+                let d = available.abs_diff(bound);
+                nearest = Some(nearest.map_or(d, |n| n.min(d)));
+            }
+        }
+        prop_assert_eq!(
+            sampling.plan(&observed),
+            next_interval_ms(sampling, nearest, TOTAL, speed)
+        );
+    }
+}
+
+#[test]
+fn an_unprivileged_trigger_cannot_bring_the_period_below_limited_ms() {
+    let sampling = Sampling {
+        fast_ms: 10,
+        slow_ms: 1000,
+        limited_ms: 250,
+    };
+    let now = figures(100_000);
+    let limited_near = Observation {
+        nearest_limited: Some(0),
+        ..observe(&now)
+    };
+    assert_eq!(sampling.plan(&limited_near), 250);
+    // Far away, the unprivileged trigger asks for no more than the slow period anyway.
+    let limited_far = Observation {
+        nearest_limited: Some(u64::MAX),
+        ..observe(&now)
+    };
+    assert_eq!(sampling.plan(&limited_far), 1000);
+    // A privileged trigger as near still gets the fast period.
+    let both = Observation {
+        nearest_trigger: Some(0),
+        ..limited_near
+    };
+    assert_eq!(sampling.plan(&both), 10);
+    // So do files on the default levels (set by root, through module parameters).
+    let defaults = Observation {
+        default_levels: Some(Levels {
+            low: 100_000,
+            critical: 0,
+            hysteresis: 0,
+        }),
+        ..limited_near
+    };
+    assert_eq!(sampling.plan(&defaults), 10);
+    // A kick still runs at once (the module rate-limits unprivileged kicks itself).
+    let kicked = Observation {
+        kicked: true,
+        ..limited_near
+    };
+    assert_eq!(sampling.plan(&kicked), 0);
+}
+
+proptest! {
+    /// Whatever the unprivileged files arm, the period is at least the smaller of
+    /// `limited_ms` and what the privileged side alone would give.
+    #[test]
+    fn unprivileged_triggers_respect_the_floor(
+        sampling in sampling_strategy(),
+        available in 0u64..=TOTAL,
+        limited in proptest::option::of(0u64..=TOTAL),
+        trigger in proptest::option::of(0u64..=TOTAL),
+        speed in any::<u64>(),
+    ) {
+        let now = figures(available);
+        let privileged_only = Observation {
+            speed_pages_per_s: speed,
+            nearest_trigger: trigger,
+            ..observe(&now)
+        };
+        let with_limited = Observation {
+            nearest_limited: limited,
+            ..privileged_only
+        };
+        let alone = sampling.plan(&privileged_only);
+        let period = sampling.plan(&with_limited);
+        prop_assert!(period <= alone);
+        prop_assert!(period >= alone.min(sampling.limited_ms));
+        if limited.is_none() {
+            prop_assert_eq!(period, alone);
+        }
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use memnotify_proto::{
-    next_interval_ms, Figure, Figures, Level, Levels, Sampling, Snapshot, Thresholds, Units, Watch,
-    DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT,
+    speed_pages_per_s, Figure, Figures, Level, Levels, Observation, Sampling, Snapshot, Thresholds,
+    Units, Watch, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT,
 };
 use rustix::event::PollFlags;
 use rustix::fs::{Mode, OFlags};
@@ -31,6 +31,8 @@ pub const MEMINFO_PATH: &str = "/proc/meminfo";
 const SAMPLING: Sampling = Sampling {
     fast_ms: 100,
     slow_ms: 1000,
+    // A process watching for itself has no other users' files to bound.
+    limited_ms: 100,
 };
 
 /// A PSI trigger: wake when tasks stalled `stall_us` within `window_us`.
@@ -191,13 +193,7 @@ impl Backend for Psi {
         let figures = self.read_figures()?;
         let now = crate::monotonic_ns();
         if let Some((then, previous)) = self.last {
-            let elapsed_ms = (now.saturating_sub(then) / 1_000_000).max(1);
-            let moved = Figure::ALL
-                .iter()
-                .map(|&figure| figures.get(figure).abs_diff(previous.get(figure)))
-                .max()
-                .unwrap_or(0);
-            self.speed = moved.saturating_mul(1000) / elapsed_ms;
+            self.speed = speed_pages_per_s(&previous, &figures, now.saturating_sub(then));
         }
         self.last = Some((now, figures));
         self.level = self
@@ -226,10 +222,15 @@ impl Backend for Psi {
     }
 
     fn timeout(&self) -> Option<Duration> {
-        let distance = self
-            .last
-            .and_then(|(_, figures)| self.watch.nearest(&figures));
-        let ms = next_interval_ms(SAMPLING, distance, self.units.total_pages, self.speed);
+        let figures = self.last.map(|(_, figures)| figures).unwrap_or_default();
+        let ms = SAMPLING.plan(&Observation {
+            figures: &figures,
+            speed_pages_per_s: self.speed,
+            nearest_trigger: self.last.and(self.watch.nearest(&figures)),
+            nearest_limited: None,
+            default_levels: None,
+            kicked: false,
+        });
         Some(Duration::from_millis(ms))
     }
 

@@ -14,6 +14,6 @@ pub use flags::FileFlags;
 pub use levels::{DefaultClient, Level, Levels, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT};
 pub use line::{format_line, parse_line, LineError, LineWriter, Snapshot, LINE_BUF, LINE_MAX};
 pub use number::div_u64;
-pub use sampling::{next_interval_ms, Sampling};
+pub use sampling::{next_interval_ms, speed_pages_per_s, Observation, Sampling};
 pub use thresholds::{parse_thresholds, parse_value, ParseError, Thresholds, Units, WRITE_MAX};
 pub use watch::{Crossings, SingleWatch, Trigger, Watch, WATCH_PAGES_MAX};
