@@ -97,9 +97,24 @@ pub(crate) unsafe fn poll_wait(
 #[repr(transparent)]
 pub(crate) struct CShared<T>(UnsafeCell<T>);
 
-// SAFETY: the contents are only accessed through raw pointers handed to C, which does its
-// own locking (the module loader, `kernel_param_lock`), or read atomically by Rust.
-unsafe impl<T> Sync for CShared<T> {}
+/// The types a [`CShared`] may hold: C structures that C reads and writes under its own
+/// locking once they are handed over.
+///
+/// # Safety
+///
+/// Implement only for types that Rust code never reads or writes through a shared
+/// reference once C has a pointer to them.
+pub(crate) unsafe trait HandedToC {}
+
+// SAFETY: a parameter's `kernel_param` is read by the module loader and sysfs under
+// `kernel_param_lock`; Rust only takes its address.
+unsafe impl HandedToC for bindings::kernel_param {}
+// SAFETY: lockdep alone uses a key; Rust only takes its address.
+unsafe impl HandedToC for core::mem::MaybeUninit<bindings::lock_class_key> {}
+
+// SAFETY: `T: HandedToC`: after initialisation, the contents are only accessed through
+// raw pointers, by C under its own locking.
+unsafe impl<T: HandedToC> Sync for CShared<T> {}
 
 impl<T> CShared<T> {
     pub(crate) const fn new(value: T) -> Self {
@@ -113,29 +128,69 @@ impl<T> CShared<T> {
 
 /// Declares a `uint` module parameter the way `module_param()` does in C: a
 /// `struct kernel_param` in the `__param` section and `parm`/`parmtype` lines in
-/// `.modinfo` (loadable modules have no name prefix there).
+/// `.modinfo` (loadable modules have no name prefix there). Values outside `$range` are
+/// refused with EINVAL, at load time and when written in sysfs, and the value in force
+/// stays.
 macro_rules! module_param_uint {
-    ($value:ident, $param:ident, $name:literal, $default:expr, $perm:expr, $desc:literal) => {
+    (
+        $value:ident, $param:ident, $name:literal, $default:expr, $range:expr, $perm:expr,
+        $desc:literal
+    ) => {
         pub(crate) static $value: core::sync::atomic::AtomicU32 =
             core::sync::atomic::AtomicU32::new($default);
 
-        #[link_section = "__param"]
-        #[used(compiler)]
-        static $param: $crate::ffi::CShared<kernel::bindings::kernel_param> =
-            $crate::ffi::CShared::new(kernel::bindings::kernel_param {
-                name: concat!($name, "\0").as_ptr().cast(),
-                // Taking the address of an extern static is safe: nothing is read.
-                mod_: core::ptr::addr_of_mut!(kernel::bindings::__this_module),
-                ops: core::ptr::addr_of!(kernel::bindings::param_ops_uint),
-                perm: $perm,
-                level: -1,
-                flags: 0,
-                __bindgen_anon_1: kernel::bindings::kernel_param__bindgen_ty_1 {
-                    arg: $value.as_ptr().cast(),
-                },
-            });
-
         const _: () = {
+            const RANGE: core::ops::RangeInclusive<u32> = $range;
+            const DEFAULT: u32 = $default;
+            const DEFAULT_IN_RANGE: bool = *RANGE.start() <= DEFAULT && DEFAULT <= *RANGE.end();
+            assert!(DEFAULT_IN_RANGE);
+
+            /// `param_set_uint` with a range check.
+            ///
+            /// # Safety
+            ///
+            /// Called by C with the arguments its callback type promises.
+            unsafe extern "C" fn set(
+                text: *const kernel::ffi::c_char,
+                _param: *const kernel::bindings::kernel_param,
+            ) -> kernel::ffi::c_int {
+                let mut parsed: kernel::ffi::c_uint = 0;
+                // SAFETY: `text` is the NUL-terminated value being set; `parsed` is a
+                // valid `c_uint`.
+                let ret = unsafe { kernel::bindings::kstrtouint(text, 0, &mut parsed) };
+                if ret != 0 {
+                    return ret;
+                }
+                if !RANGE.contains(&parsed) {
+                    return kernel::error::code::EINVAL.to_errno();
+                }
+                $value.store(parsed, core::sync::atomic::Ordering::Relaxed);
+                0
+            }
+
+            static OPS: kernel::bindings::kernel_param_ops = kernel::bindings::kernel_param_ops {
+                flags: 0,
+                set: Some(set as unsafe extern "C" fn(_, _) -> _),
+                get: Some(kernel::bindings::param_get_uint),
+                free: None,
+            };
+
+            #[link_section = "__param"]
+            #[used(compiler)]
+            static $param: $crate::ffi::CShared<kernel::bindings::kernel_param> =
+                $crate::ffi::CShared::new(kernel::bindings::kernel_param {
+                    name: concat!($name, "\0").as_ptr().cast(),
+                    // Taking the address of an extern static is safe: nothing is read.
+                    mod_: core::ptr::addr_of_mut!(kernel::bindings::__this_module),
+                    ops: &OPS,
+                    perm: $perm,
+                    level: -1,
+                    flags: 0,
+                    __bindgen_anon_1: kernel::bindings::kernel_param__bindgen_ty_1 {
+                        arg: $value.as_ptr().cast(),
+                    },
+                });
+
             #[link_section = ".modinfo"]
             #[used(compiler)]
             static PARMTYPE: [u8; concat!("parmtype=", $name, ":uint\0").len()] =
@@ -227,6 +282,27 @@ pub(crate) unsafe fn mod_delayed_work(work: *mut bindings::delayed_work, delay_m
     // contract.
     unsafe {
         bindings::mod_delayed_work_on(
+            bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+            bindings::system_highpri_wq,
+            work,
+            delay,
+        )
+    };
+}
+
+/// `queue_delayed_work(system_highpri_wq, work, msecs_to_jiffies(delay_ms))` (inline in
+/// C): queues the work unless it is already pending, whose timer it leaves alone.
+///
+/// # Safety
+///
+/// `work` was initialised with [`init_delayed_work`] and is not freed while queued.
+pub(crate) unsafe fn queue_delayed_work(work: *mut bindings::delayed_work, delay_ms: u32) {
+    // SAFETY: `__msecs_to_jiffies` is a pure conversion.
+    let delay = unsafe { bindings::__msecs_to_jiffies(delay_ms as c_uint) };
+    // SAFETY: `system_highpri_wq` is set up before any module loads; `work` is valid by
+    // contract.
+    unsafe {
+        bindings::queue_delayed_work_on(
             bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
             bindings::system_highpri_wq,
             work,

@@ -35,15 +35,15 @@ use kernel::ffi::{c_char, c_int, c_ulong, c_void};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::Mutex;
-use kernel::types::Opaque;
+use kernel::types::{Opaque, ScopeGuard};
 use kernel::uaccess::UserSlice;
 use kernel::{c_str, new_mutex};
 
 use ffi::{lock_class, module_param_uint, CShared, MiscDevice, PollTable};
 use proto::{
-    format_line, next_interval_ms, parse_thresholds, Counters, DefaultClient, Figure, Figures,
-    FileFlags, Level, Levels, Sampling, SingleWatch, Snapshot, Thresholds, Trigger, Units, Watch,
-    FIGURE_COUNT, LINE_BUF, WRITE_MAX,
+    format_line, parse_thresholds, speed_pages_per_s, Counters, DefaultClient, Figure, Figures,
+    FileFlags, Level, Levels, Observation, Sampling, SingleWatch, Snapshot, Thresholds, Trigger,
+    Units, Watch, FIGURE_COUNT, LINE_BUF, WRITE_MAX,
 };
 
 module! {
@@ -59,22 +59,34 @@ module_param_uint!(
     PARAM_FAST_MS,
     "fast_ms",
     10,
+    1..=60_000,
     0o644,
-    "Shortest sampling period in ms, used close to a threshold (default 10)"
+    "Shortest sampling period in ms, used close to a threshold (1-60000, default 10)"
 );
 module_param_uint!(
     SLOW_MS,
     PARAM_SLOW_MS,
     "slow_ms",
     1000,
+    1..=3_600_000,
     0o644,
-    "Longest sampling period in ms, used far from every threshold (default 1000)"
+    "Longest sampling period in ms, used far from every threshold (1-3600000, default 1000)"
+);
+module_param_uint!(
+    UNPRIVILEGED_MS,
+    PARAM_UNPRIVILEGED_MS,
+    "unprivileged_ms",
+    1000,
+    1..=60_000,
+    0o644,
+    "Shortest sampling period the thresholds and writes of files opened without CAP_SYS_RESOURCE can cause, in ms (1-60000, default 1000)"
 );
 module_param_uint!(
     DEFAULT_LOW_PCT,
     PARAM_DEFAULT_LOW_PCT,
     "default_low_pct",
     proto::DEFAULT_LOW_PCT as u32,
+    0..=100,
     0o644,
     "Default low level: available below this % of RAM (0 disables; default 10)"
 );
@@ -83,6 +95,7 @@ module_param_uint!(
     PARAM_DEFAULT_CRITICAL_PCT,
     "default_critical_pct",
     proto::DEFAULT_CRITICAL_PCT as u32,
+    0..=100,
     0o644,
     "Default critical level: available below this % of RAM (0 disables; default 5)"
 );
@@ -91,38 +104,43 @@ module_param_uint!(
     PARAM_RATE_LIMIT_MS,
     "rate_limit_ms",
     200,
+    0..=3_600_000,
     0o644,
-    "Minimum ms between two default-level events on one file (default 200)"
+    "Minimum ms between two default-level events on one file (0-3600000, default 200)"
 );
 module_param_uint!(
     MAX_CLIENTS,
     PARAM_MAX_CLIENTS,
     "max_clients",
     16384,
+    1..=1_048_576,
     0o644,
-    "Most open files in all (default 16384)"
+    "Most open files in all (1-1048576, default 16384)"
 );
 module_param_uint!(
     MAX_PER_UID,
     PARAM_MAX_PER_UID,
     "max_per_uid",
     256,
+    1..=1_048_576,
     0o644,
-    "Most open files per user without CAP_SYS_RESOURCE (default 256)"
+    "Most open files per user without CAP_SYS_RESOURCE (1-1048576, default 256)"
 );
 module_param_uint!(
     DEV_MODE,
     PARAM_DEV_MODE,
     "dev_mode",
     0o666,
+    0..=0o777,
     0o444,
-    "Permissions of /dev/memnotify (default 0666)"
+    "Permissions of /dev/memnotify (0-0777, default 0666)"
 );
 module_param_uint!(
     DEV_GID,
     PARAM_DEV_GID,
     "dev_gid",
     0,
+    0..=u32::MAX,
     0o444,
     "If non-zero, only this group (and CAP_DAC_OVERRIDE) may open the device"
 );
@@ -192,6 +210,8 @@ struct Shared {
     kicked: AtomicBool,
     /// Monotonic time of the last evaluation's start.
     last_eval_start_ns: AtomicU64,
+    /// Monotonic time of the last kick an unprivileged file was allowed ([`kick_for`]).
+    last_limited_kick_ns: AtomicU64,
 }
 
 /// Set between registration and unregistration of the device.
@@ -563,11 +583,26 @@ impl Tree {
     }
 }
 
+/// The two classes of files, each with trees of its own: the thresholds of unprivileged
+/// files (opened without `CAP_SYS_RESOURCE`) cannot make the sampler run more often
+/// than every `unprivileged_ms`.
+const PRIVILEGED: usize = 0;
+const UNPRIVILEGED: usize = 1;
+
+/// The class of a file's triggers.
+fn class(client: &Client) -> usize {
+    if client.node.limited {
+        UNPRIVILEGED
+    } else {
+        PRIVILEGED
+    }
+}
+
 struct Registry {
-    /// Per figure: files waiting for the figure to rise to their trigger.
-    up: [Tree; FIGURE_COUNT],
-    /// Per figure: files waiting for the figure to fall below their trigger.
-    down: [Tree; FIGURE_COUNT],
+    /// Per class and figure: files waiting for the figure to rise to their trigger.
+    up: [[Tree; FIGURE_COUNT]; 2],
+    /// Per class and figure: files waiting for the figure to fall below their trigger.
+    down: [[Tree; FIGURE_COUNT]; 2],
     /// Files that never wrote thresholds, by open number.
     defaults: Tree,
     /// Open files.
@@ -596,8 +631,8 @@ unsafe impl Send for Registry {}
 impl Registry {
     fn new() -> Self {
         Registry {
-            up: [const { Tree::new() }; FIGURE_COUNT],
-            down: [const { Tree::new() }; FIGURE_COUNT],
+            up: [const { [const { Tree::new() }; FIGURE_COUNT] }; 2],
+            down: [const { [const { Tree::new() }; FIGURE_COUNT] }; 2],
             defaults: Tree::new(),
             clients: 0,
             per_uid: RBTree::new(),
@@ -610,10 +645,10 @@ impl Registry {
         }
     }
 
-    fn tree(&mut self, figure: Figure, trigger: Trigger) -> &mut Tree {
+    fn tree(&mut self, class: usize, figure: Figure, trigger: Trigger) -> &mut Tree {
         match trigger {
-            Trigger::UpAt(_) => &mut self.up[figure.index()],
-            Trigger::DownBelow(_) => &mut self.down[figure.index()],
+            Trigger::UpAt(_) => &mut self.up[class][figure.index()],
+            Trigger::DownBelow(_) => &mut self.down[class][figure.index()],
         }
     }
 
@@ -637,12 +672,12 @@ impl Registry {
         for (figure, trigger, node) in client.trigger_nodes(state) {
             let Some(node) = node else {
                 // `write` allocates the `Aux` before arming more than one figure.
-                pr_err!("memnotify: trigger node missing\n");
+                pr_err!("trigger node missing\n");
                 return;
             };
             // SAFETY: the node is in no tree and lives until it is unlinked.
             unsafe {
-                self.tree(figure, trigger)
+                self.tree(class(client), figure, trigger)
                     .insert(node, trigger_key(trigger))
             };
         }
@@ -664,34 +699,36 @@ impl Registry {
         for (figure, trigger, node) in client.trigger_nodes(state) {
             if let Some(node) = node {
                 // SAFETY: `index` linked this node in this tree for this trigger.
-                unsafe { self.tree(figure, trigger).remove(node) };
+                unsafe { self.tree(class(client), figure, trigger).remove(node) };
             }
         }
     }
 
     /// A node whose trigger `figures` cross, if any: O(1) in the number of files.
     fn crossed(&self, figures: &Figures) -> Option<*mut Node> {
-        for figure in Figure::ALL {
-            let value = figures.get(figure);
-            let up = &self.up[figure.index()];
-            if !up.is_empty() && Trigger::UpAt(up.min.into()).crossed_by(value) {
-                return Some(up.first);
-            }
-            let down = &self.down[figure.index()];
-            if !down.is_empty() && Trigger::DownBelow(down.max.into()).crossed_by(value) {
-                return Some(down.last);
+        for class in [PRIVILEGED, UNPRIVILEGED] {
+            for figure in Figure::ALL {
+                let value = figures.get(figure);
+                let up = &self.up[class][figure.index()];
+                if !up.is_empty() && Trigger::UpAt(up.min.into()).crossed_by(value) {
+                    return Some(up.first);
+                }
+                let down = &self.down[class][figure.index()];
+                if !down.is_empty() && Trigger::DownBelow(down.max.into()).crossed_by(value) {
+                    return Some(down.last);
+                }
             }
         }
         None
     }
 
-    /// The distance of the nearest armed trigger from `now`, in pages.
-    fn nearest(&self, now: &Figures) -> Option<u64> {
+    /// The distance of the nearest armed trigger of a class from `now`, in pages.
+    fn nearest(&self, class: usize, now: &Figures) -> Option<u64> {
         let mut nearest: Option<u64> = None;
         for figure in Figure::ALL {
             let value = now.get(figure);
-            let up = &self.up[figure.index()];
-            let down = &self.down[figure.index()];
+            let up = &self.up[class][figure.index()];
+            let down = &self.down[class][figure.index()];
             let distances = [
                 (!up.is_empty()).then(|| Trigger::UpAt(up.min.into()).distance(value)),
                 (!down.is_empty()).then(|| Trigger::DownBelow(down.max.into()).distance(value)),
@@ -874,7 +911,7 @@ fn evaluate(shared: &Shared) {
             if !crossings.any() {
                 // The trees and the watch disagree: never reached, but an evaluation
                 // must not spin on it.
-                pr_err!("memnotify: trigger index out of step with a watch\n");
+                pr_err!("trigger index out of step with a watch\n");
                 break 'crossings;
             }
             // SAFETY: as above; `index` no longer borrows the state.
@@ -927,38 +964,31 @@ fn evaluate(shared: &Shared) {
         registry.lagging = lagging;
     }
 
-    // Plan the next evaluation.
+    // Plan the next evaluation from what this one observed.
+    let elapsed_ns = start.saturating_sub(previous.time_ns);
+    let speed_pages_per_s = if previous.time_ns == 0 {
+        0
+    } else {
+        speed_pages_per_s(&previous.figures, &figures, elapsed_ns)
+    };
+    let nearest_trigger = registry.nearest(PRIVILEGED, &figures);
+    let nearest_limited = registry.nearest(UNPRIVILEGED, &figures);
+    let default_levels = (!registry.defaults.is_empty()).then_some(levels);
+    registry.sampling = true;
+    drop(registry);
     let sampling = Sampling {
         fast_ms: u64::from(FAST_MS.load(Ordering::Relaxed)),
         slow_ms: u64::from(SLOW_MS.load(Ordering::Relaxed)),
+        limited_ms: u64::from(UNPRIVILEGED_MS.load(Ordering::Relaxed)),
     };
-    let elapsed_ns = start.saturating_sub(previous.time_ns);
-    let speed = if previous.time_ns == 0 || elapsed_ns == 0 {
-        0
-    } else {
-        let moved = Figure::ALL
-            .iter()
-            .map(|&figure| figures.get(figure).abs_diff(previous.figures.get(figure)))
-            .max()
-            .unwrap_or(0);
-        proto::number::mul_div(moved, 1_000_000_000, elapsed_ns)
-    };
-    let mut nearest = registry.nearest(&figures);
-    if !registry.defaults.is_empty() {
-        let available = figures.get(Figure::Available);
-        for bound in [levels.low, levels.critical] {
-            if bound != 0 {
-                let distance = available.abs_diff(bound);
-                nearest = Some(nearest.map_or(distance, |n| n.min(distance)));
-            }
-        }
-    }
-    let mut interval = next_interval_ms(sampling, nearest, figures.get(Figure::Total), speed);
-    registry.sampling = true;
-    drop(registry);
-    if shared.kicked.load(Ordering::Relaxed) {
-        interval = 0;
-    }
+    let interval = sampling.plan(&Observation {
+        figures: &figures,
+        speed_pages_per_s,
+        nearest_trigger,
+        nearest_limited,
+        default_levels,
+        kicked: shared.kicked.load(Ordering::Relaxed),
+    });
 
     INTERVAL_MS.set(interval);
     EVALUATIONS.add(1);
@@ -975,6 +1005,14 @@ fn evaluate(shared: &Shared) {
             interval.min(u64::from(u32::MAX)) as u32,
         )
     };
+    // A kick that came after the plan read `kicked` but before the line above had its
+    // immediate run pushed back by `interval`: run at once after all. (If its own
+    // `mod_delayed_work` came after ours instead, the workqueue's lock orders its store
+    // before that call, and it stands.)
+    if interval != 0 && shared.kicked.load(Ordering::Relaxed) {
+        // SAFETY: as above.
+        unsafe { ffi::mod_delayed_work(shared.sampler.get(), 0) };
+    }
 }
 
 /// # Safety
@@ -989,6 +1027,30 @@ fn kick(shared: &Shared) {
     shared.kicked.store(true, Ordering::Relaxed);
     // SAFETY: the sampler was initialised before registration and is cancelled at exit.
     unsafe { ffi::mod_delayed_work(shared.sampler.get(), 0) };
+}
+
+/// Starts the sampler for a file: now for a privileged one; for an unprivileged one at
+/// once at most every `unprivileged_ms`, otherwise no later than that from now (which
+/// never delays a run already due sooner), so that no loop of opens or writes by any
+/// user can make the module sample flat out.
+fn kick_for(shared: &Shared, limited: bool) {
+    if !limited {
+        return kick(shared);
+    }
+    let floor_ms = UNPRIVILEGED_MS.load(Ordering::Relaxed);
+    let now = now_ns();
+    let last = shared.last_limited_kick_ns.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= u64::from(floor_ms) * 1_000_000
+        && shared
+            .last_limited_kick_ns
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        kick(shared);
+    } else {
+        // SAFETY: the sampler was initialised before registration and is cancelled at exit.
+        unsafe { ffi::queue_delayed_work(shared.sampler.get(), floor_ms) };
+    }
 }
 
 /// The shrinker's count callback: reclaim has started, so sample now instead of at the
@@ -1160,7 +1222,7 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
     // SAFETY: `file` is valid; `release` takes the client back.
     unsafe { (*file).private_data = raw.cast::<c_void>() };
     if start_sampler {
-        kick(shared);
+        kick_for(shared, limited);
     }
     Ok(())
 }
@@ -1253,20 +1315,20 @@ unsafe fn read_line(
     let client = unsafe { client_of(file) };
     // SAFETY: `offset` is valid for the duration of the call.
     let position = unsafe { *offset };
+    let shared = shared();
+    // What to report is decided under the lock, so that a delivery cannot land between
+    // seeing the event and reading its figures.
+    let registry = shared.registry.lock();
     let event = client.node.event_pending.load(Ordering::Acquire);
-    let registry = shared().registry.lock();
     let last = registry.last;
     let level = registry.level;
     // SAFETY: the lock is held; nothing else borrows the state.
     let state = unsafe { &*client.state() };
-    let flags = client.node.flags.get();
     // EOF unless this is a sample request (offset 0), or something happened since the
     // previous read: `cat` ends, event-driven readers that never seek keep working.
-    if position != 0 && !flags.read_ready() && !event {
+    if position != 0 && !client.node.flags.get().read_ready() && !event {
         return Ok(0);
     }
-    client.update_flags(|flags| flags.with_read_ready(false));
-    client.node.event_pending.store(false, Ordering::Release);
     let seq = state.seq;
     let event_ns = state.last_event_ns;
     drop(registry);
@@ -1294,10 +1356,25 @@ unsafe fn read_line(
     snapshot.level = level.as_u8();
     let mut line = [0u8; LINE_BUF];
     let len = format_line(&snapshot, &mut line);
-    // A short buffer gets the start of the line, as from a datagram.
+    // A short buffer gets the start of the line, as from a datagram; an empty one gets
+    // nothing, and nothing is consumed.
     let n = len.min(count);
-    let mut writer = UserSlice::new(buf as usize, count).writer();
-    writer.write_slice(&line[..n])?;
+    if n == 0 {
+        return Ok(0);
+    }
+    // A failed copy (EFAULT) consumes nothing either.
+    UserSlice::new(buf as usize, count)
+        .writer()
+        .write_slice(&line[..n])?;
+
+    // The line reached the reader: the event it reported is consumed, unless another
+    // delivery came since (then that one stays pending, with its own figures).
+    let _registry = shared.registry.lock();
+    // SAFETY: the lock is held; nothing else borrows the state.
+    if unsafe { &*client.state() }.seq == seq {
+        client.update_flags(|flags| flags.with_read_ready(false));
+        client.node.event_pending.store(false, Ordering::Release);
+    }
     // SAFETY: `offset` is valid for the duration of the call.
     unsafe { *offset = position.saturating_add(n as bindings::loff_t) };
     Ok(n)
@@ -1332,6 +1409,7 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     UserSlice::new(buf as usize, count)
         .reader()
         .read_slice(&mut text[..count])?;
+    let sampled_ns = now_ns();
     let sampled = sample();
     let thresholds: Thresholds =
         parse_thresholds(&text[..count], units(sampled.get(Figure::Total))).map_err(|_| EINVAL)?;
@@ -1348,8 +1426,11 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
     let mut registry = shared.registry.lock();
     // While an evaluation delivers in batches, arm against its figures: the rest of its
     // delivery then cannot find these triggers crossed; the next evaluation compares
-    // them with a new sample as usual.
-    let figures = if registry.delivering {
+    // them with a new sample as usual. Otherwise arm against the newer of this write's
+    // sample and the last evaluation's: an older one could put the watch on the wrong
+    // side of a threshold the figures have already crossed, for a spurious crossing at
+    // the next evaluation and its reverse after.
+    let figures = if registry.delivering || registry.last.time_ns >= sampled_ns {
         registry.last.figures
     } else {
         sampled
@@ -1374,7 +1455,7 @@ unsafe fn write_thresholds(file: *mut bindings::file, buf: *const c_char, count:
         // Never reached: the `Aux` was allocated above for a watch of several figures.
         return Err(ENOMEM);
     }
-    kick(shared);
+    kick_for(shared, client.node.limited);
     Ok(())
 }
 
@@ -1455,21 +1536,22 @@ unsafe extern "C" fn show_stat(
     if shared.is_null() {
         return ENODEV.to_errno() as isize;
     }
+    let registration = REGISTRATION.load(Ordering::Acquire);
+    if registration.is_null() {
+        return ENODEV.to_errno() as isize;
+    }
+    // Only the address of the attributes is needed: no reference is made to the
+    // registration, whose misc device C changes under its own lock.
     // SAFETY: the attributes live in `Registration`, which outlives the sysfs files.
-    let registration = unsafe { &*REGISTRATION.load(Ordering::Acquire) };
-    let base = registration.attributes.as_ptr() as usize;
+    let base = unsafe { ptr::addr_of!((*registration).attributes) } as usize;
     let index = (attribute as usize)
         .checked_sub(base)
         .map(|offset| offset / core::mem::size_of::<bindings::device_attribute>());
     let Some(stat) = index.and_then(|index| STATS.get(index)) else {
         return EINVAL.to_errno() as isize;
     };
-    // SAFETY: sysfs hands `show` a PAGE_SIZE buffer.
-    let page = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), 64) };
-    let mut writer = proto::LineWriter::new(page);
-    writer.push_u64(stat.get());
-    writer.push_str("\n");
-    writer.len() as isize
+    // SAFETY: sysfs hands `show` its PAGE_SIZE buffer; the format takes one `u64`.
+    unsafe { bindings::sysfs_emit(buf, c_str!("%llu\n").as_char_ptr(), stat.get()) as isize }
 }
 
 /// The C structures of the registration: the misc device, its file operations and the
@@ -1482,6 +1564,11 @@ struct Registration {
     group: bindings::attribute_group,
     groups: [*const bindings::attribute_group; 2],
 }
+
+// SAFETY: `init` fills the registration through a raw pointer before it registers the
+// misc device; from then on C reads it under the misc layer's lock, and Rust only takes
+// the address of its attributes (`show_stat`).
+unsafe impl ffi::HandedToC for Registration {}
 
 static REGISTRATION: AtomicPtr<Registration> = AtomicPtr::new(ptr::null_mut());
 
@@ -1516,11 +1603,15 @@ impl kernel::Module for Memnotify {
                 }),
                 kick_pending: AtomicBool::new(false),
                 kicked: AtomicBool::new(false),
+                last_limited_kick_ns: AtomicU64::new(0),
                 last_eval_start_ns: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
+        // Each step that succeeds pushes its undo; a failure returns, and the undos run
+        // in reverse order as the guards go out of scope. Success dismisses them all.
         SHARED.store(ptr::from_ref(&*shared).cast_mut(), Ordering::Release);
+        let unpublish_shared = ScopeGuard::new(|| SHARED.store(ptr::null_mut(), Ordering::Release));
 
         // One cache for the clients: a `Client` is one object of exactly its size instead
         // of the next kmalloc size. No constructor: `open` initialises every field.
@@ -1537,10 +1628,10 @@ impl kernel::Module for Memnotify {
             )
         };
         if cache.is_null() {
-            SHARED.store(ptr::null_mut(), Ordering::Release);
             return Err(ENOMEM);
         }
         CLIENT_CACHE.store(cache, Ordering::Release);
+        let destroy_cache = ScopeGuard::new(destroy_client_cache);
 
         // SAFETY: all-zero is a valid `file_operations` (every callback absent).
         let mut fops: bindings::file_operations = unsafe { core::mem::zeroed() };
@@ -1612,12 +1703,12 @@ impl kernel::Module for Memnotify {
             (*raw).misc.mode = mode as bindings::umode_t;
         }
         REGISTRATION.store(raw, Ordering::Release);
+        let unpublish_registration =
+            ScopeGuard::new(|| REGISTRATION.store(ptr::null_mut(), Ordering::Release));
 
         // SAFETY: `shrinker_alloc` takes a printf format; the name has no conversions.
         let shrinker = unsafe { bindings::shrinker_alloc(0, c_str!("memnotify").as_char_ptr()) };
         if shrinker.is_null() {
-            SHARED.store(ptr::null_mut(), Ordering::Release);
-            destroy_client_cache();
             return Err(ENOMEM);
         }
         // SAFETY: `shrinker` was just allocated and is not registered yet.
@@ -1627,19 +1718,20 @@ impl kernel::Module for Memnotify {
             (*shrinker).seeks = bindings::DEFAULT_SEEKS as c_int;
             bindings::shrinker_register(shrinker);
         }
+        // SAFETY: registered above; `shrinker_free` waits for running callbacks.
+        let free_shrinker = ScopeGuard::new(|| unsafe { bindings::shrinker_free(shrinker) });
 
         // SAFETY: the registration is pinned and lives until `drop` deregisters it.
         let ret = unsafe { ffi::misc_register(ptr::addr_of_mut!((*raw).misc)) };
         if ret != 0 {
-            // SAFETY: registered above, not yet visible to anything else.
-            unsafe { bindings::shrinker_free(shrinker) };
-            SHARED.store(ptr::null_mut(), Ordering::Release);
-            REGISTRATION.store(ptr::null_mut(), Ordering::Release);
-            destroy_client_cache();
             return Err(Error::from_errno(ret));
         }
+        free_shrinker.dismiss();
+        unpublish_registration.dismiss();
+        destroy_cache.dismiss();
+        unpublish_shared.dismiss();
         pr_info!(
-            "memnotify: /dev/memnotify ready (fast {} ms, slow {} ms, {} bytes per file)\n",
+            "/dev/memnotify ready (fast {} ms, slow {} ms, {} bytes per file)\n",
             FAST_MS.load(Ordering::Relaxed),
             SLOW_MS.load(Ordering::Relaxed),
             core::mem::size_of::<Client>()
@@ -1668,6 +1760,6 @@ impl Drop for Memnotify {
         destroy_client_cache();
         SHARED.store(ptr::null_mut(), Ordering::Release);
         REGISTRATION.store(ptr::null_mut(), Ordering::Release);
-        pr_info!("memnotify: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }

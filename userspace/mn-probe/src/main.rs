@@ -24,6 +24,12 @@ usage: mn-probe <command> [args]
   bad-writes THRESHOLDS [--timeout S]         every malformed write must fail with EINVAL and
                                               leave THRESHOLDS in force (then waits for its event)
   read-semantics                              first read, EOF, pread at 0, write, short buffer
+  keep-event THRESHOLDS [--timeout S]         once THRESHOLDS fire, a 0-byte read and a read
+                                              that fails with EFAULT leave the event pending;
+                                              the read that returns its line consumes it
+  write-storm UID SECONDS                     as UID (0: stay root), rewrite a `used` threshold
+                                              next to the figure in a tight loop; print the
+                                              writes and the module's evaluations per second
   open-many N [THRESHOLDS] [--hold S]         open N files (with thresholds), report, keep
                                               them open S seconds (0), close
   cross-many N                                N files cross one `used` threshold up, then down,
@@ -53,6 +59,8 @@ fn main() -> ExitCode {
         Some("wait-default") => wait_default(&args[1..]),
         Some("bad-writes") => bad_writes(&args[1..]),
         Some("read-semantics") => read_semantics(),
+        Some("keep-event") => keep_event(&args[1..]),
+        Some("write-storm") => write_storm(&args[1..]),
         Some("open-many") => open_many(&args[1..]),
         Some("cross-many") => cross_many(&args[1..]),
         Some("uid-limit") => uid_limit(&args[1..]),
@@ -415,6 +423,51 @@ fn read_semantics() -> Result<(), String> {
     Ok(())
 }
 
+fn keep_event(args: &[String]) -> Result<(), String> {
+    let (thresholds, timeout, _) = options(args)?;
+    let fd = open(libc::O_RDWR)?;
+    set_thresholds(fd, &thresholds)?;
+    // The write makes one read return the figures; take it, so only the event is left.
+    read_line(fd)?;
+    println!("armed {thresholds:?}; waiting for its event");
+    let _ = std::io::stdout().flush();
+    if !poll_in(fd, timeout)? {
+        return Err(format!("no event within {}s", timeout.as_secs()));
+    }
+    let mut empty = [0u8; 0];
+    let n = read_into(fd, &mut empty)?;
+    if n != 0 {
+        return Err(format!("0-byte read returned {n}"));
+    }
+    if !poll_in(fd, Duration::ZERO)? {
+        return Err("a 0-byte read consumed the event".into());
+    }
+    println!("0-byte read: 0, event still pending");
+    // An address no process maps: the kernel's copy to user space fails.
+    let bad = 8usize as *mut libc::c_void;
+    // SAFETY: the kernel checks the address; nothing is written on our side.
+    let n = unsafe { libc::read(fd, bad, 255) };
+    let err = errno();
+    if n != -1 || err != libc::EFAULT {
+        return Err(format!("read into a bad address returned {n} errno {err}"));
+    }
+    if !poll_in(fd, Duration::ZERO)? {
+        return Err("a read that failed with EFAULT consumed the event".into());
+    }
+    println!("read into a bad address: EFAULT, event still pending");
+    let line = read_line(fd)?;
+    let parsed = parse_line(line.as_bytes()).map_err(|e| format!("event line {line:?}: {e:?}"))?;
+    if parsed.seq == 0 {
+        return Err(format!("event line without a sequence number: {line:?}"));
+    }
+    if poll_in(fd, Duration::ZERO)? {
+        return Err("still readable after the event's line was read".into());
+    }
+    print_event("kept", &line);
+    println!("consumed by the read that returned it");
+    Ok(())
+}
+
 fn open_many(args: &[String]) -> Result<(), String> {
     let count: usize = args
         .first()
@@ -770,6 +823,53 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
             return Err("no limit reached after 100000 opens".into());
         }
     }
+}
+
+/// The module's `evaluations` statistic.
+fn evaluations() -> Result<u64, String> {
+    let path = "/sys/class/misc/memnotify/statistics/evaluations";
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{path}: {text:?}: {e}"))
+}
+
+fn write_storm(args: &[String]) -> Result<(), String> {
+    let number = |index: usize| -> Result<u32, String> {
+        args.get(index)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| "write-storm needs UID SECONDS".to_string())
+    };
+    let (uid, seconds) = (number(0)?, number(1)?);
+    if uid != 0 {
+        // SAFETY: plain syscalls; dropping from root to another uid also drops every
+        // capability, CAP_SYS_RESOURCE among them.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) < 0
+                || libc::setgid(uid) < 0
+                || libc::setuid(uid) < 0
+            {
+                return Err(os_error("dropping to the uid"));
+            }
+        }
+    }
+    let fd = open(libc::O_RDWR)?;
+    let before = evaluations()?;
+    let start = Instant::now();
+    let mut writes = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds.into()) {
+        // A threshold one page above the figure: as near as a threshold gets.
+        let used = used_now(fd)?;
+        set_thresholds(fd, &format!("used {}", used + 1))?;
+        writes += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let evaluated = evaluations()? - before;
+    println!(
+        "uid {uid}: {writes} writes, {evaluated} evaluations in {elapsed:.1} s: {:.1} per second",
+        evaluated as f64 / elapsed
+    );
+    Ok(())
 }
 
 fn open_as(args: &[String]) -> Result<(), String> {
