@@ -1181,8 +1181,17 @@ unsafe fn open_client(file: *mut bindings::file) -> Result {
     {
         return Err(EACCES);
     }
-    // SAFETY: as above.
-    let limited = unsafe { !bindings::capable(bindings::CAP_SYS_RESOURCE as c_int) };
+    // CAP_SYS_RESOURCE picks the file's class (exempt from the per-uid limit, no floor
+    // on how often it can make the module sample); it refuses nothing by itself, so it is
+    // asked without an audit record, which `capable()` would write for every ordinary
+    // user's open.
+    // SAFETY: as above; `init_user_ns` is static.
+    let limited = unsafe {
+        !bindings::ns_capable_noaudit(
+            ptr::addr_of_mut!(bindings::init_user_ns),
+            bindings::CAP_SYS_RESOURCE as c_int,
+        )
+    };
 
     // Allocate everything before taking the lock, so a failure changes nothing.
     let uid_node = RBTreeNodeReservation::<u32, u32>::new(GFP_KERNEL)?;
