@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The file operations of `/dev/memnotify`: open (admission and limits), release, read,
+//! write (thresholds), poll and fasync.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+use kernel::bindings;
+use kernel::ffi::{c_char, c_int, c_void};
+use kernel::prelude::*;
+use kernel::rbtree::RBTreeNodeReservation;
+use kernel::uaccess::UserSlice;
+
+use crate::{
+    client::{free_client, free_client_now, new_client, Aux, Client, ClientState},
+    ffi,
+    ffi::PollTable,
+    proto::{
+        format_line, parse_thresholds, Figure, FileFlags, Snapshot, Thresholds, Watch, LINE_BUF,
+        WRITE_MAX,
+    },
+    sampler::{kick_for, now_ns, sample, units},
+    shared,
+    stats::{CLIENTS, REJECTED_OPENS},
+    DEV_GID, MAX_CLIENTS, MAX_PER_UID,
+};
+
+/// The client behind a file opened by [`open`].
+///
+/// # Safety
+///
+/// `file` is a memnotify file between `open` and `release`.
+pub(crate) unsafe fn client_of<'a>(file: *mut bindings::file) -> &'a Client {
+    // SAFETY: `open` stored a pointer to the file's `Client` in `private_data`; the
+    // client is freed only after `release`.
+    unsafe { &*((*file).private_data as *const Client) }
+}
+
+/// # Safety
+///
+/// Called by C with the arguments its callback type promises.
+pub(crate) unsafe extern "C" fn open(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    // SAFETY: the VFS calls `open` with a valid file.
+    match unsafe { open_client(file) } {
+        Ok(()) => 0,
+        Err(error) => {
+            REJECTED_OPENS.add(1);
+            error.to_errno()
+        }
+    }
+}
+
+/// # Safety
+///
+/// `file` is a file being opened on the device.
+pub(crate) unsafe fn open_client(file: *mut bindings::file) -> Result {
+    let shared = shared();
+    // SAFETY: `f_cred` is the opener's credentials, valid for the file's lifetime.
+    let uid = unsafe { (*(*file).f_cred).uid.val };
+    let gid = DEV_GID.load(Ordering::Relaxed);
+    // SAFETY: `in_group_p` and `capable` check the current task, which is the opener.
+    if gid != 0
+        // SAFETY: as above.
+        && unsafe { bindings::in_group_p(bindings::kgid_t { val: gid }) } == 0
+        // SAFETY: as above.
+        && unsafe { !bindings::capable(bindings::CAP_DAC_OVERRIDE as c_int) }
+    {
+        return Err(EACCES);
+    }
+    // CAP_SYS_RESOURCE picks the file's class (exempt from the per-uid limit, no floor
+    // on how often it can make the module sample); it refuses nothing by itself, so it is
+    // asked without an audit record, which `capable()` would write for every ordinary
+    // user's open.
+    // SAFETY: as above; `init_user_ns` is static.
+    let limited = unsafe {
+        !bindings::ns_capable_noaudit(
+            ptr::addr_of_mut!(bindings::init_user_ns),
+            bindings::CAP_SYS_RESOURCE as c_int,
+        )
+    };
+
+    // Allocate everything before taking the lock, so a failure changes nothing.
+    let uid_node = RBTreeNodeReservation::<u32, u32>::new(GFP_KERNEL)?;
+    let raw = new_client(limited)?;
+
+    let mut registry = shared.registry.lock();
+    let per_uid = registry.per_uid.get(&uid).copied().unwrap_or(0);
+    if u64::from(registry.clients) >= u64::from(MAX_CLIENTS.load(Ordering::Relaxed))
+        || (limited && per_uid >= MAX_PER_UID.load(Ordering::Relaxed))
+    {
+        drop(registry);
+        // SAFETY: never registered.
+        unsafe { free_client_now(raw) };
+        return Err(EMFILE);
+    }
+    let id = registry.next_id;
+    // Open numbers wrap, skipping 0: a batch of the default-level delivery resumes at
+    // the first key above its next key minus one.
+    registry.next_id = id.checked_add(1).unwrap_or(1);
+    // SAFETY: `raw` is initialised; the lock is held.
+    let client = unsafe { &*raw };
+    client.node.flags.set(FileFlags::new(registry.level));
+    client.node.key.set(id);
+    // SAFETY: the client is unconfigured and in no tree.
+    unsafe { registry.index(client) };
+    if limited {
+        registry
+            .per_uid
+            .insert(uid_node.into_node(uid, per_uid + 1));
+    }
+    registry.clients += 1;
+    CLIENTS.set(u64::from(registry.clients));
+    let start_sampler = !registry.sampling;
+    registry.sampling = true;
+    drop(registry);
+
+    // SAFETY: `file` is valid; `release` takes the client back.
+    unsafe { (*file).private_data = raw.cast::<c_void>() };
+    if start_sampler {
+        kick_for(shared, limited);
+    }
+    Ok(())
+}
+
+/// # Safety
+///
+/// Called by C with the arguments its callback type promises.
+pub(crate) unsafe extern "C" fn release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
+    let shared = shared();
+    // SAFETY: `open` stored the file's client here.
+    let raw = unsafe { (*file).private_data.cast::<Client>() };
+    // SAFETY: the client stays allocated until the RCU callback below.
+    let client = unsafe { &*raw };
+    let aux = {
+        let mut registry = shared.registry.lock();
+        // SAFETY: the client is open, its nodes linked as its state says.
+        unsafe { registry.unindex(client) };
+        if client.node.limited {
+            // SAFETY: `f_cred` is the opener's credentials, as in `open`.
+            let uid = unsafe { (*(*file).f_cred).uid.val };
+            match registry.per_uid.get(&uid).copied() {
+                Some(count) if count > 1 => {
+                    if let Some(count_ref) = registry.per_uid.get_mut(&uid) {
+                        *count_ref = count - 1;
+                    }
+                }
+                _ => {
+                    registry.per_uid.remove(&uid);
+                }
+            }
+        }
+        registry.clients = registry.clients.saturating_sub(1);
+        CLIENTS.set(u64::from(registry.clients));
+        // SAFETY: the lock is held; the nodes are unlinked, so nothing reaches them, and
+        // the VFS has already called `fasync` to leave the SIGIO list.
+        unsafe { (*client.state()).aux.take() }
+    };
+    drop(aux);
+    // No poller can still be queued (poll and epoll hold a file reference, and epoll
+    // unhooks before `release`), but the wait queue goes away with the client: tell any
+    // waiter, as upstream's poll abstraction does, and free only after an RCU grace
+    // period, which `__wake_up_pollfree` requires. No evaluation can reach the client
+    // any more: it was unlinked under the lock, and deliveries wake only under the lock.
+    // SAFETY: the wait queue is initialised and still allocated.
+    unsafe { bindings::__wake_up_pollfree(client.wait.get()) };
+    // The first node is unlinked: its `rb_node` becomes the `callback_head` (see the
+    // assertion by `ClientState`).
+    let head = client.node.link.get().cast::<bindings::callback_head>();
+    // SAFETY: `head` is inside the client, which stays allocated until the callback.
+    unsafe { bindings::call_rcu(head, Some(free_client)) };
+    0
+}
+
+/// # Safety
+///
+/// Called by C with the arguments its callback type promises.
+pub(crate) unsafe extern "C" fn read(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    count: usize,
+    offset: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: the VFS passes valid arguments; the file is open.
+    match unsafe { read_line(file, buf, count, offset) } {
+        Ok(n) => n as isize,
+        Err(error) => error.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// As for a `->read` file operation on an open memnotify file.
+pub(crate) unsafe fn read_line(
+    file: *mut bindings::file,
+    buf: *mut c_char,
+    count: usize,
+    offset: *mut bindings::loff_t,
+) -> Result<usize> {
+    // SAFETY: the file is open.
+    let client = unsafe { client_of(file) };
+    // SAFETY: `offset` is valid for the duration of the call.
+    let position = unsafe { *offset };
+    let shared = shared();
+    // What to report is decided under the lock, so that a delivery cannot land between
+    // seeing the event and reading its figures.
+    let registry = shared.registry.lock();
+    let event = client.node.event_pending.load(Ordering::Acquire);
+    let last = registry.last;
+    let level = registry.level;
+    // SAFETY: the lock is held; nothing else borrows the state.
+    let state = unsafe { &*client.state() };
+    // EOF unless this is a sample request (offset 0), or something happened since the
+    // previous read: `cat` ends, event-driven readers that never seek keep working.
+    if position != 0 && !client.node.flags.get().read_ready() && !event {
+        return Ok(0);
+    }
+    let seq = state.seq;
+    let event_ns = state.last_event_ns;
+    drop(registry);
+
+    let mut snapshot = if event && last.time_ns != 0 {
+        // The latest evaluation's figures, with the time of the evaluation that
+        // delivered this file's event (the same one unless another ran since).
+        Snapshot {
+            time_ns: if event_ns != 0 {
+                event_ns
+            } else {
+                last.time_ns
+            },
+            ..last
+        }
+    } else {
+        Snapshot {
+            figures: sample(),
+            seq: 0,
+            time_ns: now_ns(),
+            level: level.as_u8(),
+        }
+    };
+    snapshot.seq = seq;
+    snapshot.level = level.as_u8();
+    let mut line = [0u8; LINE_BUF];
+    let len = format_line(&snapshot, &mut line);
+    // A short buffer gets the start of the line, as from a datagram; an empty one gets
+    // nothing, and nothing is consumed.
+    let n = len.min(count);
+    if n == 0 {
+        return Ok(0);
+    }
+    // A failed copy (EFAULT) consumes nothing either.
+    UserSlice::new(buf as usize, count)
+        .writer()
+        .write_slice(&line[..n])?;
+
+    // The line reached the reader: the event it reported is consumed, unless another
+    // delivery came since (then that one stays pending, with its own figures).
+    let _registry = shared.registry.lock();
+    // SAFETY: the lock is held; nothing else borrows the state.
+    if unsafe { &*client.state() }.seq == seq {
+        client.update_flags(|flags| flags.with_read_ready(false));
+        client.node.event_pending.store(false, Ordering::Release);
+    }
+    // SAFETY: `offset` is valid for the duration of the call.
+    unsafe { *offset = position.saturating_add(n as bindings::loff_t) };
+    Ok(n)
+}
+
+/// # Safety
+///
+/// Called by C with the arguments its callback type promises.
+pub(crate) unsafe extern "C" fn write(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    count: usize,
+    _offset: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: the VFS passes valid arguments; the file is open.
+    match unsafe { write_thresholds(file, buf, count) } {
+        Ok(()) => count as isize,
+        Err(error) => error.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// As for a `->write` file operation on an open memnotify file.
+pub(crate) unsafe fn write_thresholds(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    count: usize,
+) -> Result {
+    if count > WRITE_MAX {
+        return Err(EINVAL);
+    }
+    // SAFETY: the file is open.
+    let client = unsafe { client_of(file) };
+    let mut text = [0u8; WRITE_MAX];
+    UserSlice::new(buf as usize, count)
+        .reader()
+        .read_slice(&mut text[..count])?;
+    let sampled_ns = now_ns();
+    let sampled = sample();
+    let thresholds: Thresholds =
+        parse_thresholds(&text[..count], units(sampled.get(Figure::Total))).map_err(|_| EINVAL)?;
+    // Allocate the `Aux` for a watch of several figures before taking the lock, so that
+    // a failure leaves the old thresholds in force (how many figures a watch arms does
+    // not depend on the figures it is armed against).
+    let mut spare = if Watch::new(thresholds, &sampled).armed() > 1 {
+        Some(KBox::new(Aux::new(ptr::from_ref(client)), GFP_KERNEL)?)
+    } else {
+        None
+    };
+
+    let shared = shared();
+    let mut registry = shared.registry.lock();
+    // While an evaluation delivers in batches, arm against its figures: the rest of its
+    // delivery then cannot find these triggers crossed; the next evaluation compares
+    // them with a new sample as usual. Otherwise arm against the newer of this write's
+    // sample and the last evaluation's: an older one could put the watch on the wrong
+    // side of a threshold the figures have already crossed, for a spurious crossing at
+    // the next evaluation and its reverse after.
+    let figures = if registry.delivering || registry.last.time_ns >= sampled_ns {
+        registry.last.figures
+    } else {
+        sampled
+    };
+    let watch = Watch::new(thresholds, &figures);
+    // SAFETY: the client is open, its nodes linked as its state says.
+    unsafe { registry.unindex(client) };
+    let stored = {
+        // SAFETY: the lock is held; the client's nodes are unlinked.
+        let state = unsafe { &mut *client.state() };
+        client.install_aux(state, &mut spare);
+        client.set_watch(state, watch)
+    };
+    if stored {
+        client.update_flags(|flags| flags.with_configured(true).with_read_ready(true));
+    }
+    // SAFETY: the nodes are unlinked and the state no longer borrowed.
+    unsafe { registry.index(client) };
+    drop(registry);
+    drop(spare);
+    if !stored {
+        // Never reached: the `Aux` was allocated above for a watch of several figures.
+        return Err(ENOMEM);
+    }
+    kick_for(shared, client.node.limited);
+    Ok(())
+}
+
+/// # Safety
+///
+/// Called by C with the arguments its callback type promises.
+pub(crate) unsafe extern "C" fn poll(
+    file: *mut bindings::file,
+    table: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
+    // SAFETY: the file is open.
+    let client = unsafe { client_of(file) };
+    // SAFETY: the wait queue lives until an RCU grace period after `release`, which cannot
+    // run while `poll` holds the file.
+    unsafe { ffi::poll_wait(file, client.wait.get(), table.cast::<PollTable>()) };
+    let mut mask = ffi::EPOLLOUT | ffi::EPOLLWRNORM;
+    if client.node.event_pending.load(Ordering::Acquire) {
+        mask |= ffi::EPOLLIN | ffi::EPOLLRDNORM;
+    }
+    mask
+}
+
+/// # Safety
+///
+/// Called by C with the arguments its callback type promises.
+pub(crate) unsafe extern "C" fn fasync(fd: c_int, file: *mut bindings::file, on: c_int) -> c_int {
+    // SAFETY: the file is open (the VFS also calls this with on=0 before `release`).
+    let client = unsafe { client_of(file) };
+    match sigio_list(client, on != 0) {
+        // SAFETY: `list` is this file's list, in its `Aux`, which stays until `release`;
+        // `fasync_helper` does its own locking.
+        Ok(Some(list)) => unsafe { bindings::fasync_helper(fd, file, on, list) },
+        // Turning SIGIO off on a file that never turned it on.
+        Ok(None) => 0,
+        Err(error) => error.to_errno(),
+    }
+}
+
+/// The file's SIGIO list, which lives in its [`Aux`]; with `create`, the `Aux` is
+/// allocated first if the file has none yet.
+pub(crate) fn sigio_list(
+    client: &Client,
+    create: bool,
+) -> Result<Option<*mut *mut bindings::fasync_struct>> {
+    let shared = shared();
+    let find = |state: &ClientState| state.aux.as_ref().map(|aux| aux.fasync.get());
+    {
+        let _registry = shared.registry.lock();
+        // SAFETY: the lock is held; nothing else borrows the state.
+        let state = unsafe { &*client.state() };
+        if let Some(list) = find(state) {
+            return Ok(Some(list));
+        }
+        if !create {
+            return Ok(None);
+        }
+    }
+    // Allocate without the lock; another `fasync` or a `write` may install one first.
+    let mut spare = Some(KBox::new(Aux::new(ptr::from_ref(client)), GFP_KERNEL)?);
+    let registry = shared.registry.lock();
+    // SAFETY: the lock is held; nothing else borrows the state.
+    let state = unsafe { &mut *client.state() };
+    client.install_aux(state, &mut spare);
+    let list = find(state);
+    drop(registry);
+    drop(spare);
+    Ok(list)
+}
