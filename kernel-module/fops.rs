@@ -53,6 +53,23 @@ pub(crate) unsafe extern "C" fn open(
     }
 }
 
+/// Whether one more file may open, given the files open in all and the opener's own, and
+/// the error if not. The errors follow inotify's instance limits: EMFILE for the
+/// per-user limit (`max_per_uid`), ENFILE for the system-wide one (`max_clients`). The
+/// last eighth of `max_clients` is kept for openers with CAP_SYS_RESOURCE, so that ordinary
+/// users together cannot lock a restarting daemon out.
+fn admission(clients: u32, per_uid: u32, limited: bool) -> Option<Error> {
+    let max_clients = MAX_CLIENTS.load(Ordering::Relaxed);
+    let reserve = if limited { max_clients / 8 } else { 0 };
+    if clients >= max_clients - reserve {
+        return Some(ENFILE);
+    }
+    if limited && per_uid >= MAX_PER_UID.load(Ordering::Relaxed) {
+        return Some(EMFILE);
+    }
+    None
+}
+
 /// # Safety
 ///
 /// `file` is a file being opened on the device.
@@ -83,18 +100,17 @@ pub(crate) unsafe fn open_client(file: *mut bindings::file) -> Result {
     };
 
     // Allocate everything before taking the lock, so a failure changes nothing.
-    let uid_node = RBTreeNodeReservation::<u32, u32>::new(GFP_KERNEL)?;
+    let uid_node = RBTreeNodeReservation::<u32, u32>::new(GFP_KERNEL_ACCOUNT)?;
     let raw = new_client(limited)?;
 
     let mut registry = shared.registry.lock();
     let per_uid = registry.per_uid.get(&uid).copied().unwrap_or(0);
-    if u64::from(registry.clients) >= u64::from(MAX_CLIENTS.load(Ordering::Relaxed))
-        || (limited && per_uid >= MAX_PER_UID.load(Ordering::Relaxed))
-    {
+    let refusal = admission(registry.clients, per_uid, limited);
+    if let Some(error) = refusal {
         drop(registry);
         // SAFETY: never registered.
         unsafe { free_client_now(raw) };
-        return Err(EMFILE);
+        return Err(error);
     }
     let id = registry.next_id;
     // Open numbers wrap, skipping 0: a batch of the default-level delivery resumes at
@@ -312,7 +328,10 @@ pub(crate) unsafe fn write_thresholds(
     // a failure leaves the old thresholds in force (how many figures a watch arms does
     // not depend on the figures it is armed against).
     let mut spare = if Watch::new(thresholds, &sampled).armed() > 1 {
-        Some(KBox::new(Aux::new(ptr::from_ref(client)), GFP_KERNEL)?)
+        Some(KBox::new(
+            Aux::new(ptr::from_ref(client)),
+            GFP_KERNEL_ACCOUNT,
+        )?)
     } else {
         None
     };
@@ -409,7 +428,10 @@ pub(crate) fn sigio_list(
         }
     }
     // Allocate without the lock; another `fasync` or a `write` may install one first.
-    let mut spare = Some(KBox::new(Aux::new(ptr::from_ref(client)), GFP_KERNEL)?);
+    let mut spare = Some(KBox::new(
+        Aux::new(ptr::from_ref(client)),
+        GFP_KERNEL_ACCOUNT,
+    )?);
     let registry = shared.registry.lock();
     // SAFETY: the lock is held; nothing else borrows the state.
     let state = unsafe { &mut *client.state() };

@@ -172,6 +172,13 @@ struct Shared {
     last_limited_kick_ns: AtomicU64,
 }
 
+/// `SLAB_ACCOUNT` from `include/linux/slab.h` (a macro there), which is 0 without memory
+/// cgroups.
+#[cfg(CONFIG_MEMCG)]
+const SLAB_ACCOUNT: bindings::slab_flags_t = 1 << bindings::_slab_flag_bits__SLAB_ACCOUNT;
+#[cfg(not(CONFIG_MEMCG))]
+const SLAB_ACCOUNT: bindings::slab_flags_t = 0;
+
 /// Set between registration and unregistration of the device.
 static SHARED: AtomicPtr<Shared> = AtomicPtr::new(ptr::null_mut());
 
@@ -243,7 +250,9 @@ impl kernel::Module for Memnotify {
         let unpublish_shared = ScopeGuard::new(|| SHARED.store(ptr::null_mut(), Ordering::Release));
 
         // One cache for the clients: a `Client` is one object of exactly its size instead
-        // of the next kmalloc size. No constructor: `open` initialises every field.
+        // of the next kmalloc size, charged to the opener's memory cgroup (SLAB_ACCOUNT),
+        // so files opened to eat kernel memory count against their opener's own limit.
+        // No constructor: `open` initialises every field.
         // SAFETY: all-zero is valid `kmem_cache_args` (no constructor, no usercopy).
         let mut cache_args: bindings::kmem_cache_args = unsafe { core::mem::zeroed() };
         cache_args.align = core::mem::align_of::<Client>() as u32;
@@ -253,7 +262,7 @@ impl kernel::Module for Memnotify {
                 c_str!("memnotify_client").as_char_ptr(),
                 core::mem::size_of::<Client>() as u32,
                 &mut cache_args,
-                0,
+                SLAB_ACCOUNT,
             )
         };
         if cache.is_null() {

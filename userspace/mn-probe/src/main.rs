@@ -36,7 +36,7 @@ usage: mn-probe <command> [args]
                                               while another thread closes, reopens and re-arms
                                               more files: each of the N gets exactly one event
                                               per crossing
-  uid-limit UID [--hold S]                    as UID, open until EMFILE; print how many
+  uid-limit UID [--hold S]                    as UID, open until EMFILE or ENFILE; print how many
                                               (and keep them open S seconds)
   open-as UID GID                             as UID with only group GID, open once; print the result
   compare                                     figures against /proc/meminfo
@@ -805,8 +805,9 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
         let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
         if fd < 0 {
             let err = errno();
-            if err == libc::EMFILE {
-                println!("uid {uid}: opened {} then EMFILE", fds.len());
+            if err == libc::EMFILE || err == libc::ENFILE {
+                let name = if err == libc::EMFILE { "EMFILE" } else { "ENFILE" };
+                println!("uid {uid}: opened {} then {name}", fds.len());
                 if let Some(seconds) = hold {
                     let _ = std::io::stdout().flush();
                     std::thread::sleep(Duration::from_secs(seconds));
