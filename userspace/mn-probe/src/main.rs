@@ -806,7 +806,11 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
         if fd < 0 {
             let err = errno();
             if err == libc::EMFILE || err == libc::ENFILE {
-                let name = if err == libc::EMFILE { "EMFILE" } else { "ENFILE" };
+                let name = if err == libc::EMFILE {
+                    "EMFILE"
+                } else {
+                    "ENFILE"
+                };
                 println!("uid {uid}: opened {} then {name}", fds.len());
                 if let Some(seconds) = hold {
                     let _ = std::io::stdout().flush();
