@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use memnotify::{BackendKind, PsiTrigger, Units};
-use memnotify_proto::parse_value;
+use memnotify::{BackendKind, PsiTrigger};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
@@ -72,86 +71,10 @@ impl Metric {
     }
 }
 
-/// An amount of memory as written: pages, K/M/G bytes or a percentage.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Amount {
-    text: String,
-}
-
-/// What an [`Amount`] is measured in, for comparing two amounts without knowing the machine.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Measure {
-    Pages(u64),
-    Bytes(u128),
-    Percent(u64),
-}
-
-/// Units in which every `K/M/G` and `%` parses (only syntax is checked with them).
-const CHECK_UNITS: Units = Units {
-    page_shift: 12,
-    total_pages: 1 << 20,
-};
-
-impl Amount {
-    /// Parses and checks an amount (the module's own value parser).
-    pub fn parse(text: &str) -> Result<Amount, String> {
-        let text = text.trim();
-        parse_value(text.as_bytes(), CHECK_UNITS).map_err(|error| {
-            format!(
-                "'{text}': {}: expected pages (1234), bytes with K, M or G (64M) or a percentage (10%)",
-                error.as_str()
-            )
-        })?;
-        Ok(Amount {
-            text: text.to_string(),
-        })
-    }
-
-    /// The amount as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The amount in pages; `%` is a share of `base_pages`. Allocation-free.
-    pub fn pages(&self, page_shift: u32, base_pages: u64) -> u64 {
-        let units = Units {
-            page_shift,
-            total_pages: base_pages,
-        };
-        // Checked at parse time; the same syntax parses with any units.
-        parse_value(self.text.as_bytes(), units).unwrap_or(0)
-    }
-
-    fn measure(&self) -> Measure {
-        let bytes = self.text.as_bytes();
-        let (body, last) = bytes.split_at(bytes.len() - 1);
-        let number = |digits: &[u8]| parse_value(digits, CHECK_UNITS).unwrap_or(0);
-        match last[0] {
-            b'%' => Measure::Percent(number(body)),
-            b'K' | b'k' => Measure::Bytes(u128::from(number(body)) << 10),
-            b'M' | b'm' => Measure::Bytes(u128::from(number(body)) << 20),
-            b'G' | b'g' => Measure::Bytes(u128::from(number(body)) << 30),
-            _ => Measure::Pages(number(bytes)),
-        }
-    }
-
-    /// Compares two amounts when they are in the same unit kind.
-    fn compare(&self, other: &Amount) -> Option<std::cmp::Ordering> {
-        match (self.measure(), other.measure()) {
-            (Measure::Pages(a), Measure::Pages(b)) => Some(a.cmp(&b)),
-            (Measure::Bytes(a), Measure::Bytes(b)) => Some(a.cmp(&b)),
-            (Measure::Percent(a), Measure::Percent(b)) => Some(a.cmp(&b)),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Amount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = scalar_text(deserializer, "an amount (1234, 64M, 10%)")?;
-        Amount::parse(&text).map_err(D::Error::custom)
-    }
-}
+/// An amount of memory: pages, K/M/G bytes or a percentage of RAM, in the
+/// device's own syntax (`memnotify_proto::Amount`, which deserializes from a
+/// whole number or a string).
+pub use memnotify_proto::Amount;
 
 /// A value written either as a whole number or as a string (`64M`, `5s`), as text for
 /// the caller's parser; anything else is an error saying it expected `expected`.
@@ -421,8 +344,8 @@ impl<'de> Deserialize<'de> for LevelConfig {
         let mut bounds = Vec::new();
         for (key, enter) in &raw.enter {
             let metric = metric_key(key, "enter").map_err(D::Error::custom)?;
-            let leave = raw.leave.get(key).unwrap_or(enter).clone();
-            if let Some(order) = leave.compare(enter) {
+            let leave = *raw.leave.get(key).unwrap_or(enter);
+            if let Some(order) = leave.cmp_same_kind(*enter) {
                 let worse = if metric.higher_is_worse() {
                     order.is_gt()
                 } else {
@@ -437,14 +360,14 @@ impl<'de> Deserialize<'de> for LevelConfig {
                     return fail(format!(
                         "level '{}': leave {key} {} must be {side} enter {key} {}, or the level could never be left",
                         raw.name,
-                        leave.as_str(),
-                        enter.as_str()
+                        leave,
+                        enter
                     ));
                 }
             }
             bounds.push(Bound {
                 metric,
-                enter: enter.clone(),
+                enter: *enter,
                 leave,
             });
         }
@@ -484,7 +407,7 @@ impl<'de> Deserialize<'de> for Levels {
                 let Some(before) = previous.bounds.iter().find(|b| b.metric == bound.metric) else {
                     continue;
                 };
-                let Some(order) = bound.enter.compare(&before.enter) else {
+                let Some(order) = bound.enter.cmp_same_kind(before.enter) else {
                     continue;
                 };
                 let milder = if bound.metric.higher_is_worse() {
@@ -498,9 +421,9 @@ impl<'de> Deserialize<'de> for Levels {
                         level.name,
                         previous.name,
                         bound.metric.name(),
-                        bound.enter.as_str(),
+                        bound.enter,
                         previous.name,
-                        before.enter.as_str()
+                        before.enter
                     )));
                 }
             }
@@ -765,7 +688,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let reclaim = match raw.reclaim {
         None => ReclaimConfig {
             cgroup: None,
-            amount: Amount::parse("5%").expect("valid"),
+            amount: Amount::Percent(5),
             drop_caches: 3,
         },
         Some(reclaim) => {
@@ -789,9 +712,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
             }
             ReclaimConfig {
                 cgroup: reclaim.cgroup,
-                amount: reclaim
-                    .amount
-                    .unwrap_or_else(|| Amount::parse("5%").expect("valid")),
+                amount: reclaim.amount.unwrap_or(Amount::Percent(5)),
                 drop_caches,
             }
         }
@@ -901,8 +822,8 @@ mod tests {
         assert_eq!(names, ["warning", "critical"]);
         let critical = &config.levels[1];
         assert_eq!(critical.bounds[0].metric, Metric::Available);
-        assert_eq!(critical.bounds[0].enter.as_str(), "7%");
-        assert_eq!(critical.bounds[0].leave.as_str(), "10%");
+        assert_eq!(critical.bounds[0].enter.to_string(), "7%");
+        assert_eq!(critical.bounds[0].leave.to_string(), "10%");
         assert_eq!(critical.stages[1].action, Action::Kill);
         assert_eq!(critical.stages[1].after, Duration::from_secs(5));
         assert_eq!(critical.stages[1].repeat, Some(Duration::from_secs(10)));
@@ -954,11 +875,19 @@ mod tests {
 
     #[test]
     fn amounts_resolve_like_the_module() {
-        let amount = Amount::parse("10%").unwrap();
-        assert_eq!(amount.pages(12, 65536), 6553);
-        assert_eq!(Amount::parse("64M").unwrap().pages(12, 0), 16384);
-        assert_eq!(Amount::parse("0x100").unwrap().pages(12, 0), 256);
-        assert_eq!(Amount::parse("1000").unwrap().pages(16, 0), 1000);
+        let config = parse(
+            "levels:\n  - name: a\n    enter: {available: 10%, free: 64M, used: 0x100, swap: \"1000\"}\n",
+        )
+        .unwrap();
+        let units = |page_shift, total_pages| memnotify::Units {
+            page_shift,
+            total_pages,
+        };
+        let bounds = &config.levels[0].bounds;
+        assert_eq!(bounds[0].enter.pages(units(12, 65536)), 6553);
+        assert_eq!(bounds[1].enter.pages(units(12, 0)), 16384);
+        assert_eq!(bounds[2].enter.pages(units(12, 0)), 256);
+        assert_eq!(bounds[3].enter.pages(units(16, 0)), 1000);
     }
 
     #[test]
@@ -1067,7 +996,7 @@ mod tests {
         let numbers = "hook_timeout: 7\nlevels:\n  - name: a\n    enter: {available: 4096}\n";
         let config = parse(numbers).unwrap();
         assert_eq!(config.hook_timeout, Duration::from_secs(7));
-        assert_eq!(config.levels[0].bounds[0].enter.as_str(), "4096");
+        assert_eq!(config.levels[0].bounds[0].enter.to_string(), "4096");
         for bad in ["", "s", "-1s", "1.5s", "5x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -198,8 +198,8 @@ impl Daemon {
                         "level {}: enter at {} {}, leave at {}",
                         level.name,
                         bound.metric.name(),
-                        bound.enter.as_str(),
-                        bound.leave.as_str()
+                        bound.enter,
+                        bound.leave
                     ),
                 );
             }

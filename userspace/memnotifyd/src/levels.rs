@@ -128,10 +128,14 @@ pub fn resolve(levels: &[LevelConfig], totals: Totals) -> Vec<ResolvedLevel> {
                         Metric::Swap => totals.swap_pages,
                         _ => totals.ram_pages,
                     };
+                    let units = memnotify::Units {
+                        page_shift: totals.page_shift,
+                        total_pages: base,
+                    };
                     PageBound {
                         metric: bound.metric,
-                        enter: bound.enter.pages(totals.page_shift, base),
-                        leave: bound.leave.pages(totals.page_shift, base),
+                        enter: bound.enter.pages(units),
+                        leave: bound.leave.pages(units),
                     }
                 })
                 .collect();
