@@ -191,7 +191,7 @@ impl Daemon {
             ),
         );
         for level in &self.config.levels {
-            for bound in &level.bounds {
+            for bound in level.bounds() {
                 self.logger.always(
                     Severity::Info,
                     format_args!(

@@ -121,8 +121,7 @@ pub fn resolve(levels: &[LevelConfig], totals: Totals) -> Vec<ResolvedLevel> {
         .iter()
         .map(|level| {
             let bounds: Vec<PageBound> = level
-                .bounds
-                .iter()
+                .bounds()
                 .map(|bound| {
                     let base = match bound.metric {
                         Metric::Swap => totals.swap_pages,
