@@ -164,6 +164,7 @@ fn file_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error
         _ => None,
     };
     match mode {
+        _ if value.is_null() => Ok(SocketConfig::default().mode),
         Some(mode) if mode <= 0o777 => Ok(mode),
         _ => Err(D::Error::custom(
             "expected a file mode in octal, e.g. \"0660\" or \"0600\"",
@@ -188,6 +189,26 @@ impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
         self.0.as_str() == other.0.as_str()
     }
+}
+
+/// `key:` left empty inside a section means that key's default, as a missing key does.
+macro_rules! empty_is_default {
+    ($($name:ident: $section:ident.$field:ident: $type:ty,)*) => {
+        $(
+            fn $name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<$type, D::Error> {
+                Ok(Option::<$type>::deserialize(deserializer)?
+                    .unwrap_or_else(|| $section::default().$field))
+            }
+        )*
+    };
+}
+
+empty_is_default! {
+    socket_path: SocketConfig.path: PathBuf,
+    socket_max_clients: SocketConfig.max_clients: usize,
+    reclaim_amount: ReclaimConfig.amount: Amount,
+    reclaim_drop_caches: ReclaimConfig.drop_caches: u8,
+    log_burst: LogConfig.burst: u32,
 }
 
 /// Deserializes a `T` where it stands and turns it into a `U` with `check`, while
@@ -546,11 +567,13 @@ const DEFAULT_MAX_CLIENTS_PER_UID: usize = 4;
 #[serde(default, deny_unknown_fields)]
 pub struct SocketConfig {
     /// Where it is created.
+    #[serde(deserialize_with = "socket_path")]
     pub path: PathBuf,
     /// Its permissions.
     #[serde(deserialize_with = "file_mode")]
     pub mode: u32,
     /// At most this many subscribers at once.
+    #[serde(deserialize_with = "socket_max_clients")]
     pub max_clients: usize,
     /// At most this many per user other than root (`None`: 4, or `max_clients` if fewer).
     pub max_clients_per_uid: Option<usize>,
@@ -613,8 +636,10 @@ pub struct ReclaimConfig {
     /// A cgroup v2 directory whose `memory.reclaim` is used, when it has one.
     pub cgroup: Option<PathBuf>,
     /// How much to ask `memory.reclaim` for (`%` of RAM).
+    #[serde(deserialize_with = "reclaim_amount")]
     pub amount: Amount,
     /// What to write to `/proc/sys/vm/drop_caches` without a cgroup (1, 2 or 3).
+    #[serde(deserialize_with = "reclaim_drop_caches")]
     pub drop_caches: u8,
 }
 
@@ -677,6 +702,7 @@ impl Default for KillConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// At most this many messages...
+    #[serde(deserialize_with = "log_burst")]
     pub burst: u32,
     /// ...per this period.
     #[serde(deserialize_with = "duration_or::<_, 60000>")]
@@ -1110,6 +1136,19 @@ mod tests {
         assert_eq!(stages[1].after, Duration::from_secs(1));
         assert_eq!(stages[2].repeat, Some(Duration::from_secs(5)));
         assert_eq!((stages[3].after, stages[3].repeat), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn empty_keys_mean_their_defaults() {
+        let text = "backend:\ninterval:\nhook:\nhook_timeout:\nsocket:\n  path:\n  mode:\n  max_clients:\n  max_clients_per_uid:\nreclaim:\n  cgroup:\n  amount:\n  drop_caches:\nkill:\n  prefer:\n  avoid:\n  grace:\nlog:\n  burst:\n  period:\npsi:\n  stall:\n  window:\nlevels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n        after:\n        repeat:\n";
+        let empty = parse(text).unwrap();
+        let minimal = parse(
+            "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n",
+        )
+        .unwrap();
+        assert_eq!(empty, minimal);
+        assert_eq!(empty.socket.mode, 0o660);
+        assert_eq!(empty.reclaim.amount, Amount::Percent(5));
     }
 
     #[test]
