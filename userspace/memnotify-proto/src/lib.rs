@@ -9,5 +9,7 @@
 #![warn(missing_docs)]
 
 mod proto;
+#[cfg(feature = "serde")]
+mod serde_amount;
 
 pub use proto::*;

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
-use memnotify_proto::{parse_line, Figure, Snapshot, Thresholds, Units, Watch, LINE_BUF};
+use memnotify_proto::{parse_line, Amount, Figure, Snapshot, Thresholds, Units, Watch, LINE_BUF};
 use rustix::event::PollFlags;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -26,21 +26,27 @@ pub struct Device {
     buf: [u8; LINE_BUF],
 }
 
-/// The text written to the device for `thresholds` (pages, so no unit is
-/// resolved twice). With nothing armed it is `used 0`, which still switches the
-/// file from default-level events to thresholds.
+/// The text written to the device for `thresholds`: every value an
+/// [`Amount::Pages`], so no unit is resolved twice. With nothing armed it is
+/// `used 0`, which still switches the file from default-level events to thresholds.
 pub fn thresholds_write(thresholds: &Thresholds) -> String {
     let mut text = String::new();
     for figure in Figure::ALL {
         if let Some(value) = thresholds.get(figure) {
-            let _ = write!(text, "{}{} {value}", sep(&text), figure.name());
+            let _ = write!(
+                text,
+                "{}{} {}",
+                sep(&text),
+                figure.name(),
+                Amount::Pages(value)
+            );
         }
     }
     if text.is_empty() {
-        text.push_str("used 0");
+        let _ = write!(text, "{} {}", Figure::Used.name(), Amount::Pages(0));
     }
     if thresholds.hysteresis != 0 {
-        let _ = write!(text, " hysteresis {}", thresholds.hysteresis);
+        let _ = write!(text, " hysteresis {}", Amount::Pages(thresholds.hysteresis));
     }
     text
 }

@@ -39,8 +39,8 @@ pub use event::{Crossing, Direction, Event};
 pub use psi::{psi_trigger, Psi, PsiTrigger, MEMINFO_PATH, PSI_MEMORY_PATH};
 
 pub use memnotify_proto::{
-    parse_line, parse_thresholds, Figure, Figures, Level, Levels, ParseError, Snapshot, Thresholds,
-    Units, FIGURE_COUNT,
+    parse_line, parse_thresholds, Amount, Figure, Figures, Level, Levels, ParseError, Snapshot,
+    Thresholds, Units, FIGURE_COUNT,
 };
 
 /// `log2` of the system page size.

@@ -175,8 +175,11 @@ pub fn reclaim(
     if let Some(cgroup) = &config.cgroup {
         let file = cgroup.join("memory.reclaim");
         if file.exists() {
-            let bytes =
-                config.amount.pages(totals.page_shift, totals.ram_pages) << totals.page_shift;
+            let units = memnotify::Units {
+                page_shift: totals.page_shift,
+                total_pages: totals.ram_pages,
+            };
+            let bytes = config.amount.pages(units) << totals.page_shift;
             if dry_run {
                 log!(
                     logger,
@@ -497,7 +500,7 @@ mod tests {
         std::fs::write(dir.join("compact_memory"), "").unwrap();
         let config = ReclaimConfig {
             cgroup: None,
-            amount: Amount::parse("5%").unwrap(),
+            amount: Amount::Percent(5),
             drop_caches: 1,
         };
         let totals = Totals {
@@ -531,7 +534,7 @@ mod tests {
         std::fs::write(dir.join("memory.reclaim"), "").unwrap();
         let config = ReclaimConfig {
             cgroup: Some(dir.clone()),
-            amount: Amount::parse("10%").unwrap(),
+            amount: Amount::Percent(10),
             drop_caches: 3,
         };
         let totals = Totals {

@@ -1,13 +1,15 @@
 //! The YAML configuration: parsing and validation (pure).
 //!
-//! Every check that can be tied to a place in the file runs while serde_yaml
-//! deserializes that place, so errors come out as `path:line: reason`.
+//! serde deserializes the file straight into the typed sections below (unknown
+//! keys are errors everywhere); each section is then checked by a small function
+//! of its own, called from serde while it is still at that section, so every
+//! error comes out with serde_yaml's place: `path:line:column: reason`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use memnotify::{BackendKind, PsiTrigger, Units};
-use memnotify_proto::parse_value;
+use memnotify::{BackendKind, PsiTrigger};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
@@ -16,21 +18,25 @@ pub const DEFAULT_PATH: &str = "/etc/memnotify/memnotifyd.yaml";
 /// The default socket.
 pub const DEFAULT_SOCKET: &str = "/run/memnotifyd.sock";
 
-/// A configuration error, shown as `path:line: reason`.
+/// A configuration error, shown as `path:line:column: reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// 1-based line, when known.
     pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
     /// What is wrong and, where possible, what would be right.
     pub reason: String,
 }
 
 impl ConfigError {
-    /// `path:line: reason`.
+    /// `path:line:column: reason` (as much of the place as is known).
     pub fn display(&self, path: &Path) -> String {
-        match self.line {
-            Some(line) => format!("{}:{line}: {}", path.display(), self.reason),
-            None => format!("{}: {}", path.display(), self.reason),
+        let path = path.display();
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{path}:{line}:{column}: {}", self.reason),
+            (Some(line), None) => format!("{path}:{line}: {}", self.reason),
+            _ => format!("{path}: {}", self.reason),
         }
     }
 }
@@ -72,100 +78,18 @@ impl Metric {
     }
 }
 
-/// An amount of memory as written: pages, K/M/G bytes or a percentage.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Amount {
-    text: String,
-}
-
-/// What an [`Amount`] is measured in, for comparing two amounts without knowing the machine.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Measure {
-    Pages(u64),
-    Bytes(u128),
-    Percent(u64),
-}
-
-/// Units in which every `K/M/G` and `%` parses (only syntax is checked with them).
-const CHECK_UNITS: Units = Units {
-    page_shift: 12,
-    total_pages: 1 << 20,
-};
-
-impl Amount {
-    /// Parses and checks an amount (the module's own value parser).
-    pub fn parse(text: &str) -> Result<Amount, String> {
-        let text = text.trim();
-        parse_value(text.as_bytes(), CHECK_UNITS).map_err(|error| {
-            format!(
-                "'{text}': {}: expected pages (1234), bytes with K, M or G (64M) or a percentage (10%)",
-                error.as_str()
-            )
-        })?;
-        Ok(Amount {
-            text: text.to_string(),
-        })
-    }
-
-    /// The amount as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// The amount in pages; `%` is a share of `base_pages`. Allocation-free.
-    pub fn pages(&self, page_shift: u32, base_pages: u64) -> u64 {
-        let units = Units {
-            page_shift,
-            total_pages: base_pages,
-        };
-        // Checked at parse time; the same syntax parses with any units.
-        parse_value(self.text.as_bytes(), units).unwrap_or(0)
-    }
-
-    fn measure(&self) -> Measure {
-        let bytes = self.text.as_bytes();
-        let (body, last) = bytes.split_at(bytes.len() - 1);
-        let number = |digits: &[u8]| parse_value(digits, CHECK_UNITS).unwrap_or(0);
-        match last[0] {
-            b'%' => Measure::Percent(number(body)),
-            b'K' | b'k' => Measure::Bytes(u128::from(number(body)) << 10),
-            b'M' | b'm' => Measure::Bytes(u128::from(number(body)) << 20),
-            b'G' | b'g' => Measure::Bytes(u128::from(number(body)) << 30),
-            _ => Measure::Pages(number(bytes)),
-        }
-    }
-
-    /// Compares two amounts when they are in the same unit kind.
-    fn compare(&self, other: &Amount) -> Option<std::cmp::Ordering> {
-        match (self.measure(), other.measure()) {
-            (Measure::Pages(a), Measure::Pages(b)) => Some(a.cmp(&b)),
-            (Measure::Bytes(a), Measure::Bytes(b)) => Some(a.cmp(&b)),
-            (Measure::Percent(a), Measure::Percent(b)) => Some(a.cmp(&b)),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Amount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = scalar_text(deserializer, "an amount (1234, 64M, 10%)")?;
-        Amount::parse(&text).map_err(D::Error::custom)
-    }
-}
+/// An amount of memory: pages, K/M/G bytes or a percentage of RAM, in the
+/// device's own syntax (`memnotify_proto::Amount`, which deserializes from a
+/// whole number or a string).
+pub use memnotify_proto::Amount;
 
 /// A value written either as a whole number or as a string (`64M`, `5s`), as text for
 /// the caller's parser; anything else is an error saying it expected `expected`.
-fn scalar_text<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    expected: &str,
-) -> Result<String, D::Error> {
-    match serde_yaml::Value::deserialize(deserializer)? {
+fn scalar_text(value: serde_yaml::Value, expected: &str) -> Result<String, String> {
+    match value {
         serde_yaml::Value::Number(number) if number.as_u64().is_some() => Ok(number.to_string()),
         serde_yaml::Value::String(text) => Ok(text),
-        other => Err(D::Error::custom(format!(
-            "expected {expected}, found {}",
-            describe(&other)
-        ))),
+        other => Err(format!("expected {expected}, found {}", describe(&other))),
     }
 }
 
@@ -212,31 +136,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = scalar_text(deserializer, "a duration (500ms, 5s, 2m)")?;
-        parse_duration(&text).map(Dur).map_err(D::Error::custom)
+        let check = |value| {
+            let text = scalar_text(value, "a duration (500ms, 5s, 2m)")?;
+            parse_duration(&text).map(Dur)
+        };
+        checked(deserializer, check, None)
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Metric::from_name(&name).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown figure '{name}': expected available, free, used or swap"
+            ))
+        })
     }
 }
 
 /// A file mode: `"0660"` (octal text) or a YAML octal number `0o660`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct FileMode(u32);
-
-impl<'de> Deserialize<'de> for FileMode {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(deserializer)?;
-        let mode = match &value {
-            serde_yaml::Value::String(text) => u32::from_str_radix(text.trim(), 8).ok(),
-            serde_yaml::Value::Number(number) => {
-                number.as_u64().and_then(|n| u32::try_from(n).ok())
-            }
-            _ => None,
-        };
-        match mode {
-            Some(mode) if mode <= 0o777 => Ok(FileMode(mode)),
-            _ => Err(D::Error::custom(
-                "expected a file mode in octal, e.g. \"0660\" or \"0600\"",
-            )),
-        }
+fn file_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let value = serde_yaml::Value::deserialize(deserializer)?;
+    let mode = match &value {
+        serde_yaml::Value::String(text) => u32::from_str_radix(text.trim(), 8).ok(),
+        serde_yaml::Value::Number(number) => number.as_u64().and_then(|n| u32::try_from(n).ok()),
+        _ => None,
+    };
+    match mode {
+        _ if value.is_null() => Ok(SocketConfig::default().mode),
+        Some(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(D::Error::custom(
+            "expected a file mode in octal, e.g. \"0660\" or \"0600\"",
+        )),
     }
 }
 
@@ -256,6 +188,111 @@ impl<'de> Deserialize<'de> for Pattern {
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
         self.0.as_str() == other.0.as_str()
+    }
+}
+
+/// `key:` left empty inside a section means that key's default, as a missing key does.
+macro_rules! empty_is_default {
+    ($($name:ident: $section:ident.$field:ident: $type:ty,)*) => {
+        $(
+            fn $name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<$type, D::Error> {
+                Ok(Option::<$type>::deserialize(deserializer)?
+                    .unwrap_or_else(|| $section::default().$field))
+            }
+        )*
+    };
+}
+
+empty_is_default! {
+    socket_path: SocketConfig.path: PathBuf,
+    socket_max_clients: SocketConfig.max_clients: usize,
+    reclaim_amount: ReclaimConfig.amount: Amount,
+    reclaim_drop_caches: ReclaimConfig.drop_caches: u8,
+    log_burst: LogConfig.burst: u32,
+}
+
+/// Deserializes a `T` where it stands and turns it into a `U` with `check`, while
+/// serde_yaml is still at that place: the check's error then gets the place's line,
+/// column and path (a check run after serde_yaml returned would get the document's).
+/// `empty` is the value of an empty place (`socket:`), `None` where one is an error.
+fn checked<'de, D, T, U>(
+    deserializer: D,
+    check: fn(T) -> Result<U, String>,
+    empty: Option<fn() -> U>,
+) -> Result<U, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserializer.deserialize_any(Checked { check, empty })
+}
+
+/// A section is a mapping (or the list of levels); its default when left empty.
+fn section<'de, D, T>(deserializer: D, check: fn(T) -> Result<T, String>) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    checked(deserializer, check, Some(T::default))
+}
+
+struct Checked<T, U> {
+    check: fn(T) -> Result<U, String>,
+    empty: Option<fn() -> U>,
+}
+
+impl<'de, T: Deserialize<'de>, U> Checked<T, U> {
+    fn from<E, D>(self, deserializer: D) -> Result<U, E>
+    where
+        E: serde::de::Error,
+        D: Deserializer<'de, Error = E>,
+    {
+        (self.check)(T::deserialize(deserializer)?).map_err(E::custom)
+    }
+}
+
+macro_rules! visit_scalar {
+    ($($method:ident: $type:ty => $deserializer:ident,)*) => {
+        $(
+            fn $method<E: serde::de::Error>(self, value: $type) -> Result<U, E> {
+                self.from(serde::de::value::$deserializer::<E>::new(value))
+            }
+        )*
+    };
+}
+
+impl<'de, T: Deserialize<'de>, U> serde::de::Visitor<'de> for Checked<T, U> {
+    type Value = U;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<U, A::Error> {
+        self.from(serde::de::value::MapAccessDeserializer::new(map))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<U, A::Error> {
+        self.from(serde::de::value::SeqAccessDeserializer::new(seq))
+    }
+
+    visit_scalar! {
+        visit_str: &str => StrDeserializer,
+        visit_u64: u64 => U64Deserializer,
+        visit_i64: i64 => I64Deserializer,
+        visit_f64: f64 => F64Deserializer,
+        visit_bool: bool => BoolDeserializer,
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<U, E> {
+        match self.empty {
+            Some(empty) => Ok(empty()),
+            // Read as an empty mapping: `- ` in a list of stages is "missing field `action`".
+            None => self.from(serde::de::value::MapDeserializer::new(std::iter::empty::<(
+                &str,
+                &str,
+            )>())),
+        }
     }
 }
 
@@ -295,46 +332,66 @@ pub struct Stage {
     pub action: Action,
 }
 
+/// A stage as written: `action:` selects the variant, and each variant takes
+/// only its own keys (a `message` on a kill stage is an unknown field).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStage {
-    action: String,
-    after: Option<Dur>,
-    repeat: Option<Dur>,
-    command: Option<String>,
-    message: Option<String>,
+#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
+enum StageEntry {
+    Log {
+        #[serde(default)]
+        message: String,
+        after: Option<Dur>,
+        repeat: Option<Dur>,
+    },
+    Hook {
+        command: Option<String>,
+        after: Option<Dur>,
+        repeat: Option<Dur>,
+    },
+    Reclaim {
+        after: Option<Dur>,
+        repeat: Option<Dur>,
+    },
+    Kill {
+        after: Option<Dur>,
+        repeat: Option<Dur>,
+    },
 }
 
 impl<'de> Deserialize<'de> for Stage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = RawStage::deserialize(deserializer)?;
-        let fail = |reason: String| Err(D::Error::custom(reason));
-        let action = match raw.action.as_str() {
-            "log" => Action::Log(raw.message.clone().unwrap_or_default()),
-            "hook" => match &raw.command {
-                Some(command) if !command.trim().is_empty() => Action::Hook(command.clone()),
-                _ => return fail("a hook stage needs a `command`".into()),
+        // Inside the stage's own mapping, so errors name the stage.
+        checked(deserializer, Stage::from_entry, None)
+    }
+}
+
+impl Stage {
+    fn from_entry(entry: StageEntry) -> Result<Stage, String> {
+        let (action, after, repeat) = match entry {
+            StageEntry::Log {
+                message,
+                after,
+                repeat,
+            } => (Action::Log(message), after, repeat),
+            StageEntry::Hook {
+                command,
+                after,
+                repeat,
+            } => match command {
+                Some(command) if !command.trim().is_empty() => {
+                    (Action::Hook(command), after, repeat)
+                }
+                _ => return Err("a hook stage needs a `command`".into()),
             },
-            "reclaim" => Action::Reclaim,
-            "kill" => Action::Kill,
-            other => {
-                return fail(format!(
-                    "unknown action '{other}': expected log, hook, reclaim or kill"
-                ))
-            }
+            StageEntry::Reclaim { after, repeat } => (Action::Reclaim, after, repeat),
+            StageEntry::Kill { after, repeat } => (Action::Kill, after, repeat),
         };
-        if raw.command.is_some() && raw.action != "hook" {
-            return fail("`command` belongs to hook stages only".into());
-        }
-        if raw.message.is_some() && raw.action != "log" {
-            return fail("`message` belongs to log stages only".into());
-        }
-        let repeat = raw.repeat.map(|Dur(repeat)| repeat);
+        let repeat = repeat.map(|Dur(repeat)| repeat);
         if repeat.is_some_and(|repeat| repeat < Duration::from_millis(100)) {
-            return fail("`repeat` must be at least 100ms".into());
+            return Err("`repeat` must be at least 100ms".into());
         }
         Ok(Stage {
-            after: raw.after.map_or(Duration::ZERO, |Dur(after)| after),
+            after: after.map_or(Duration::ZERO, |Dur(after)| after),
             repeat,
             action,
         })
@@ -342,36 +399,41 @@ impl<'de> Deserialize<'de> for Stage {
 }
 
 /// Enter and leave bounds of one metric in one level.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub struct Bound {
     /// The metric.
     pub metric: Metric,
     /// Entered when the metric passes this (below for available/free, at or above for used/swap).
     pub enter: Amount,
-    /// Left once the metric is back on the good side of this.
+    /// Left once the metric is back on the good side of this (the enter bound when not given).
     pub leave: Amount,
 }
 
 /// A level of memory shortage.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LevelConfig {
     /// Its name (lowercase letters, digits, `-`, `_`).
     pub name: String,
-    /// Its bounds, one per metric, in metric order.
-    pub bounds: Vec<Bound>,
+    /// Where it is entered, per metric.
+    pub enter: BTreeMap<Metric, Amount>,
+    /// Where it is left, per metric; a metric without one is left at its `enter` bound.
+    #[serde(default)]
+    pub leave: BTreeMap<Metric, Amount>,
     /// What to do on entering it.
+    #[serde(default)]
     pub stages: Vec<Stage>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLevel {
-    name: String,
-    enter: std::collections::BTreeMap<String, Amount>,
-    #[serde(default)]
-    leave: std::collections::BTreeMap<String, Amount>,
-    #[serde(default)]
-    stages: Vec<Stage>,
+impl LevelConfig {
+    /// Its bounds, one per metric, in metric order.
+    pub fn bounds(&self) -> impl Iterator<Item = Bound> + '_ {
+        self.enter.iter().map(|(&metric, &enter)| Bound {
+            metric,
+            enter,
+            leave: self.leave.get(&metric).copied().unwrap_or(enter),
+        })
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -382,131 +444,101 @@ fn valid_name(name: &str) -> bool {
         })
 }
 
-fn metric_key(key: &str, what: &str) -> Result<Metric, String> {
-    Metric::from_name(key).ok_or_else(|| {
-        format!("unknown figure '{key}' in `{what}`: expected available, free, used or swap")
-    })
+/// One level on its own: its name, and bounds it can be entered and left by.
+fn check_level(level: &LevelConfig) -> Result<(), String> {
+    if !valid_name(&level.name) {
+        return Err(format!(
+            "level name '{}': use 1 to 32 lowercase letters, digits, '-' or '_'",
+            level.name
+        ));
+    }
+    if level.name == "normal" {
+        return Err("'normal' is the implicit level below all others; pick another name".into());
+    }
+    if level.enter.is_empty() {
+        return Err(format!(
+            "level '{}' needs at least one `enter` bound",
+            level.name
+        ));
+    }
+    if let Some(metric) = level
+        .leave
+        .keys()
+        .find(|metric| !level.enter.contains_key(metric))
+    {
+        return Err(format!(
+            "level '{}' has a `leave` bound on {} but no `enter` bound on it",
+            level.name,
+            metric.name()
+        ));
+    }
+    for bound in level.bounds() {
+        let Some(order) = bound.leave.cmp_same_kind(bound.enter) else {
+            continue;
+        };
+        let (worse, side) = if bound.metric.higher_is_worse() {
+            (order.is_gt(), "at most")
+        } else {
+            (order.is_lt(), "at least")
+        };
+        if worse {
+            let key = bound.metric.name();
+            return Err(format!(
+                "level '{}': leave {key} {} must be {side} enter {key} {}, or the level could never be left",
+                level.name, bound.leave, bound.enter
+            ));
+        }
+    }
+    Ok(())
 }
 
-impl<'de> Deserialize<'de> for LevelConfig {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = RawLevel::deserialize(deserializer)?;
-        let fail = |reason: String| Err(D::Error::custom(reason));
-        if !valid_name(&raw.name) {
-            return fail(format!(
-                "level name '{}': use 1 to 32 lowercase letters, digits, '-' or '_'",
-                raw.name
-            ));
+/// The levels together: 1 to 8, each valid, distinct names, each more severe
+/// than the one before on the metrics they share (in the same unit kind).
+fn check_levels(levels: Vec<LevelConfig>) -> Result<Vec<LevelConfig>, String> {
+    if levels.is_empty() {
+        return Err("at least one level is needed".into());
+    }
+    if levels.len() > 8 {
+        return Err("at most 8 levels are supported".into());
+    }
+    for (index, level) in levels.iter().enumerate() {
+        check_level(level)?;
+        if levels[..index].iter().any(|other| other.name == level.name) {
+            return Err(format!("level '{}' is defined twice", level.name));
         }
-        if raw.name == "normal" {
-            return fail(
-                "'normal' is the implicit level below all others; pick another name".into(),
-            );
-        }
-        if raw.enter.is_empty() {
-            return fail(format!(
-                "level '{}' needs at least one `enter` bound",
-                raw.name
-            ));
-        }
-        for key in raw.leave.keys() {
-            let metric = metric_key(key, "leave").map_err(D::Error::custom)?;
-            if !raw.enter.contains_key(metric.name()) {
-                return fail(format!(
-                    "level '{}' has a `leave` bound on {key} but no `enter` bound on it",
-                    raw.name
+        let Some(previous) = index.checked_sub(1).map(|i| &levels[i]) else {
+            continue;
+        };
+        for bound in level.bounds() {
+            let Some(before) = previous.enter.get(&bound.metric) else {
+                continue;
+            };
+            let Some(order) = bound.enter.cmp_same_kind(*before) else {
+                continue;
+            };
+            let milder = if bound.metric.higher_is_worse() {
+                order.is_lt()
+            } else {
+                order.is_gt()
+            };
+            if milder {
+                return Err(format!(
+                    "level '{}' comes after '{}' so it must be more severe, but its enter bound on {} ({}) is milder than '{}''s ({})",
+                    level.name,
+                    previous.name,
+                    bound.metric.name(),
+                    bound.enter,
+                    previous.name,
+                    before
                 ));
             }
         }
-        let mut bounds = Vec::new();
-        for (key, enter) in &raw.enter {
-            let metric = metric_key(key, "enter").map_err(D::Error::custom)?;
-            let leave = raw.leave.get(key).unwrap_or(enter).clone();
-            if let Some(order) = leave.compare(enter) {
-                let worse = if metric.higher_is_worse() {
-                    order.is_gt()
-                } else {
-                    order.is_lt()
-                };
-                if worse {
-                    let side = if metric.higher_is_worse() {
-                        "at most"
-                    } else {
-                        "at least"
-                    };
-                    return fail(format!(
-                        "level '{}': leave {key} {} must be {side} enter {key} {}, or the level could never be left",
-                        raw.name,
-                        leave.as_str(),
-                        enter.as_str()
-                    ));
-                }
-            }
-            bounds.push(Bound {
-                metric,
-                enter: enter.clone(),
-                leave,
-            });
-        }
-        bounds.sort_by_key(|bound| bound.metric);
-        Ok(LevelConfig {
-            name: raw.name,
-            bounds,
-            stages: raw.stages,
-        })
     }
+    Ok(levels)
 }
 
-/// The levels, from least to most severe.
-#[derive(Clone, PartialEq, Debug)]
-struct Levels(Vec<LevelConfig>);
-
-impl<'de> Deserialize<'de> for Levels {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let levels = Vec::<LevelConfig>::deserialize(deserializer)?;
-        if levels.is_empty() {
-            return Err(D::Error::custom("at least one level is needed"));
-        }
-        if levels.len() > 8 {
-            return Err(D::Error::custom("at most 8 levels are supported"));
-        }
-        for (index, level) in levels.iter().enumerate() {
-            if levels[..index].iter().any(|other| other.name == level.name) {
-                return Err(D::Error::custom(format!(
-                    "level '{}' is defined twice",
-                    level.name
-                )));
-            }
-            let Some(previous) = index.checked_sub(1).map(|i| &levels[i]) else {
-                continue;
-            };
-            for bound in &level.bounds {
-                let Some(before) = previous.bounds.iter().find(|b| b.metric == bound.metric) else {
-                    continue;
-                };
-                let Some(order) = bound.enter.compare(&before.enter) else {
-                    continue;
-                };
-                let milder = if bound.metric.higher_is_worse() {
-                    order.is_lt()
-                } else {
-                    order.is_gt()
-                };
-                if milder {
-                    return Err(D::Error::custom(format!(
-                        "level '{}' comes after '{}' so it must be more severe, but its enter bound on {} ({}) is milder than '{}''s ({})",
-                        level.name,
-                        previous.name,
-                        bound.metric.name(),
-                        bound.enter.as_str(),
-                        previous.name,
-                        before.enter.as_str()
-                    )));
-                }
-            }
-        }
-        Ok(Levels(levels))
-    }
+fn levels<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<LevelConfig>, D::Error> {
+    section(deserializer, check_levels)
 }
 
 /// How many subscribers the socket takes.
@@ -531,16 +563,31 @@ const DEFAULT_MAX_CLIENTS: usize = 16;
 const DEFAULT_MAX_CLIENTS_PER_UID: usize = 4;
 
 /// The publishing socket.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SocketConfig {
     /// Where it is created.
+    #[serde(deserialize_with = "socket_path")]
     pub path: PathBuf,
     /// Its permissions.
+    #[serde(deserialize_with = "file_mode")]
     pub mode: u32,
     /// At most this many subscribers at once.
+    #[serde(deserialize_with = "socket_max_clients")]
     pub max_clients: usize,
-    /// At most this many per user other than root.
-    pub max_clients_per_uid: usize,
+    /// At most this many per user other than root (`None`: 4, or `max_clients` if fewer).
+    pub max_clients_per_uid: Option<usize>,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            path: PathBuf::from(DEFAULT_SOCKET),
+            mode: 0o660,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_clients_per_uid: None,
+        }
+    }
 }
 
 impl SocketConfig {
@@ -548,124 +595,257 @@ impl SocketConfig {
     pub fn limits(&self) -> ClientLimits {
         ClientLimits {
             max: self.max_clients,
-            per_uid: self.max_clients_per_uid,
+            per_uid: self
+                .max_clients_per_uid
+                .unwrap_or(DEFAULT_MAX_CLIENTS_PER_UID.min(self.max_clients)),
         }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSocket {
-    path: Option<PathBuf>,
-    mode: Option<FileMode>,
-    max_clients: Option<usize>,
-    max_clients_per_uid: Option<usize>,
+fn check_socket(socket: SocketConfig) -> Result<SocketConfig, String> {
+    if !socket.path.is_absolute() {
+        return Err(format!(
+            "socket path '{}' must be absolute",
+            socket.path.display()
+        ));
+    }
+    // sun_path holds 108 bytes with its NUL.
+    if socket.path.as_os_str().len() > 107 {
+        return Err("socket path is longer than 107 bytes".into());
+    }
+    if !(1..=256).contains(&socket.max_clients) {
+        return Err("socket max_clients must be 1 to 256".into());
+    }
+    if !(1..=socket.max_clients).contains(&socket.limits().per_uid) {
+        return Err(format!(
+            "socket max_clients_per_uid must be 1 to max_clients ({})",
+            socket.max_clients
+        ));
+    }
+    Ok(socket)
+}
+
+fn socket<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketConfig, D::Error> {
+    section(deserializer, check_socket)
 }
 
 /// How reclaim is done.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReclaimConfig {
     /// A cgroup v2 directory whose `memory.reclaim` is used, when it has one.
     pub cgroup: Option<PathBuf>,
     /// How much to ask `memory.reclaim` for (`%` of RAM).
+    #[serde(deserialize_with = "reclaim_amount")]
     pub amount: Amount,
     /// What to write to `/proc/sys/vm/drop_caches` without a cgroup (1, 2 or 3).
+    #[serde(deserialize_with = "reclaim_drop_caches")]
     pub drop_caches: u8,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReclaim {
-    cgroup: Option<PathBuf>,
-    amount: Option<Amount>,
-    drop_caches: Option<u8>,
+impl Default for ReclaimConfig {
+    fn default() -> Self {
+        ReclaimConfig {
+            cgroup: None,
+            amount: Amount::Percent(5),
+            drop_caches: 3,
+        }
+    }
+}
+
+fn check_reclaim(reclaim: ReclaimConfig) -> Result<ReclaimConfig, String> {
+    if let Some(cgroup) = reclaim
+        .cgroup
+        .as_ref()
+        .filter(|cgroup| !cgroup.is_absolute())
+    {
+        return Err(format!(
+            "reclaim cgroup '{}' must be an absolute path",
+            cgroup.display()
+        ));
+    }
+    if !(1..=3).contains(&reclaim.drop_caches) {
+        return Err("reclaim drop_caches must be 1 (page cache), 2 (slab) or 3 (both)".into());
+    }
+    Ok(reclaim)
+}
+
+fn reclaim<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ReclaimConfig, D::Error> {
+    section(deserializer, check_reclaim)
 }
 
 /// How a victim is chosen and killed.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct KillConfig {
     /// Names to kill first.
     pub prefer: Vec<Pattern>,
     /// Names to kill last.
     pub avoid: Vec<Pattern>,
     /// SIGKILL this long after SIGTERM.
+    #[serde(deserialize_with = "duration_or::<_, 5000>")]
     pub grace: Duration,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKill {
-    #[serde(default)]
-    prefer: Vec<Pattern>,
-    #[serde(default)]
-    avoid: Vec<Pattern>,
-    grace: Option<Dur>,
+impl Default for KillConfig {
+    fn default() -> Self {
+        KillConfig {
+            prefer: Vec::new(),
+            avoid: Vec::new(),
+            grace: Duration::from_secs(5),
+        }
+    }
 }
 
 /// How much the daemon may log.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// At most this many messages...
+    #[serde(deserialize_with = "log_burst")]
     pub burst: u32,
     /// ...per this period.
+    #[serde(deserialize_with = "duration_or::<_, 60000>")]
     pub period: Duration,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    burst: Option<u32>,
-    period: Option<Dur>,
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            burst: 20,
+            period: Duration::from_secs(60),
+        }
+    }
 }
 
+fn check_log(log: LogConfig) -> Result<LogConfig, String> {
+    if log.burst == 0 || log.period.is_zero() {
+        return Err("log burst and period must be more than 0".into());
+    }
+    Ok(log)
+}
+
+fn log<'de, D: Deserializer<'de>>(deserializer: D) -> Result<LogConfig, D::Error> {
+    section(deserializer, check_log)
+}
+
+/// The PSI trigger as written: durations, at most an hour each.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPsi {
-    stall: Option<Dur>,
-    window: Option<Dur>,
+#[serde(default, deny_unknown_fields)]
+struct PsiConfig {
+    #[serde(deserialize_with = "duration_or::<_, 150>")]
+    stall: Duration,
+    #[serde(deserialize_with = "duration_or::<_, 2000>")]
+    window: Duration,
+}
+
+impl Default for PsiConfig {
+    fn default() -> Self {
+        let trigger = PsiTrigger::default();
+        PsiConfig {
+            stall: Duration::from_micros(trigger.stall_us.into()),
+            window: Duration::from_micros(trigger.window_us.into()),
+        }
+    }
+}
+
+fn check_psi(psi: PsiConfig) -> Result<PsiTrigger, String> {
+    let micros = |duration: Duration| u32::try_from(duration.as_micros()).ok();
+    let (Some(stall_us), Some(window_us)) = (micros(psi.stall), micros(psi.window)) else {
+        return Err("psi stall and window must be under an hour".into());
+    };
+    let trigger = PsiTrigger {
+        stall_us,
+        window_us,
+    };
+    memnotify::psi_trigger(trigger).map_err(|error| error.to_string())?;
+    Ok(trigger)
+}
+
+fn psi<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PsiTrigger, D::Error> {
+    checked(deserializer, check_psi, Some(PsiTrigger::default))
+}
+
+fn backend<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BackendKind, D::Error> {
+    checked(
+        deserializer,
+        |name: String| name.parse(),
+        Some(BackendKind::default),
+    )
+}
+
+fn interval<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let check = |Dur(interval)| {
+        if interval < Duration::from_millis(100) {
+            return Err("interval must be at least 100ms".to_string());
+        }
+        Ok(Some(interval))
+    };
+    checked(deserializer, check, Some(|| None))
+}
+
+fn hook<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let check = |hook: String| {
+        if hook.trim().is_empty() {
+            return Err("hook is empty: remove it or give a command".to_string());
+        }
+        Ok(Some(hook))
+    };
+    checked(deserializer, check, Some(|| None))
+}
+
+/// A duration that may be left empty (`grace:`) for its default, `MILLIS`.
+fn duration_or<'de, D: Deserializer<'de>, const MILLIS: u64>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    Ok(Option::<Dur>::deserialize(deserializer)?
+        .map_or(Duration::from_millis(MILLIS), |Dur(duration)| duration))
+}
+
+const fn default_hook_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// The whole configuration.
-#[derive(Clone, PartialEq, Debug)]
+#[derive(Clone, PartialEq, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Which backend to use.
+    #[serde(default, deserialize_with = "backend")]
     pub backend: BackendKind,
     /// Re-evaluate at least this often (`None`: the backend's default).
+    #[serde(default, deserialize_with = "interval")]
     pub interval: Option<Duration>,
     /// The publishing socket.
+    #[serde(default, deserialize_with = "socket")]
     pub socket: SocketConfig,
     /// A command run on every level change.
+    #[serde(default, deserialize_with = "hook")]
     pub hook: Option<String>,
     /// Hooks still running after this are killed.
+    #[serde(
+        default = "default_hook_timeout",
+        deserialize_with = "duration_or::<_, 30000>"
+    )]
     pub hook_timeout: Duration,
     /// The levels, least severe first.
+    #[serde(deserialize_with = "levels")]
     pub levels: Vec<LevelConfig>,
     /// Reclaim settings.
+    #[serde(default, deserialize_with = "reclaim")]
     pub reclaim: ReclaimConfig,
     /// Kill settings.
+    #[serde(default)]
     pub kill: KillConfig,
     /// Log rate limit.
+    #[serde(default, deserialize_with = "log")]
     pub log: LogConfig,
     /// The PSI trigger for the PSI backend.
+    #[serde(default, deserialize_with = "psi")]
     pub psi: PsiTrigger,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    backend: Option<String>,
-    interval: Option<Dur>,
-    socket: Option<RawSocket>,
-    hook: Option<String>,
-    hook_timeout: Option<Dur>,
-    levels: Levels,
-    reclaim: Option<RawReclaim>,
-    kill: Option<RawKill>,
-    log: Option<RawLog>,
-    psi: Option<RawPsi>,
-}
-
-/// Splits serde_yaml's "reason at line L column C" into the reason and the line.
+/// Splits serde_yaml's "reason at line L column C" into the reason and the place.
 fn from_yaml_error(error: &serde_yaml::Error) -> ConfigError {
     let text = error.to_string();
     match error.location() {
@@ -674,204 +854,28 @@ fn from_yaml_error(error: &serde_yaml::Error) -> ConfigError {
             let reason = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
             ConfigError {
                 line: Some(location.line()),
+                column: Some(location.column()),
                 reason,
             }
         }
         None => ConfigError {
             line: None,
+            column: None,
             reason: text,
         },
     }
 }
 
-/// The 1-based line where top-level `key:` starts, for errors found after parsing.
-fn line_of(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            line.strip_prefix(key)
-                .is_some_and(|rest| rest.starts_with(':'))
-        })
-        .map(|index| index + 1)
-}
-
-fn duration_us(duration: Duration) -> Option<u32> {
-    u32::try_from(duration.as_micros()).ok()
-}
-
 /// Parses and validates a configuration.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = serde_yaml::from_str(text).map_err(|error| from_yaml_error(&error))?;
-    let at = |key: &str, reason: String| ConfigError {
-        line: line_of(text, key),
-        reason,
-    };
-    let backend = match raw.backend.as_deref() {
-        None => BackendKind::Auto,
-        Some(name) => name.parse().map_err(|reason| at("backend", reason))?,
-    };
-    let interval = raw.interval.map(|Dur(interval)| interval);
-    if interval.is_some_and(|interval| interval < Duration::from_millis(100)) {
-        return Err(at("interval", "interval must be at least 100ms".into()));
-    }
-    let socket = match raw.socket {
-        None => SocketConfig {
-            path: PathBuf::from(DEFAULT_SOCKET),
-            mode: 0o660,
-            max_clients: DEFAULT_MAX_CLIENTS,
-            max_clients_per_uid: DEFAULT_MAX_CLIENTS_PER_UID,
-        },
-        Some(socket) => {
-            let path = socket.path.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
-            if !path.is_absolute() {
-                return Err(at(
-                    "socket",
-                    format!("socket path '{}' must be absolute", path.display()),
-                ));
-            }
-            // sun_path holds 108 bytes with its NUL.
-            if path.as_os_str().len() > 107 {
-                return Err(at("socket", "socket path is longer than 107 bytes".into()));
-            }
-            let max_clients = socket.max_clients.unwrap_or(DEFAULT_MAX_CLIENTS);
-            if !(1..=256).contains(&max_clients) {
-                return Err(at("socket", "socket max_clients must be 1 to 256".into()));
-            }
-            let max_clients_per_uid = socket
-                .max_clients_per_uid
-                .unwrap_or(DEFAULT_MAX_CLIENTS_PER_UID.min(max_clients));
-            if !(1..=max_clients).contains(&max_clients_per_uid) {
-                return Err(at(
-                    "socket",
-                    format!("socket max_clients_per_uid must be 1 to max_clients ({max_clients})"),
-                ));
-            }
-            SocketConfig {
-                path,
-                mode: socket.mode.map_or(0o660, |FileMode(mode)| mode),
-                max_clients,
-                max_clients_per_uid,
-            }
-        }
-    };
-    let hook = match raw.hook {
-        Some(hook) if hook.trim().is_empty() => {
-            return Err(at(
-                "hook",
-                "hook is empty: remove it or give a command".into(),
-            ))
-        }
-        other => other,
-    };
-    let reclaim = match raw.reclaim {
-        None => ReclaimConfig {
-            cgroup: None,
-            amount: Amount::parse("5%").expect("valid"),
-            drop_caches: 3,
-        },
-        Some(reclaim) => {
-            if let Some(cgroup) = &reclaim.cgroup {
-                if !cgroup.is_absolute() {
-                    return Err(at(
-                        "reclaim",
-                        format!(
-                            "reclaim cgroup '{}' must be an absolute path",
-                            cgroup.display()
-                        ),
-                    ));
-                }
-            }
-            let drop_caches = reclaim.drop_caches.unwrap_or(3);
-            if !(1..=3).contains(&drop_caches) {
-                return Err(at(
-                    "reclaim",
-                    "reclaim drop_caches must be 1 (page cache), 2 (slab) or 3 (both)".into(),
-                ));
-            }
-            ReclaimConfig {
-                cgroup: reclaim.cgroup,
-                amount: reclaim
-                    .amount
-                    .unwrap_or_else(|| Amount::parse("5%").expect("valid")),
-                drop_caches,
-            }
-        }
-    };
-    let kill = match raw.kill {
-        None => KillConfig {
-            prefer: Vec::new(),
-            avoid: Vec::new(),
-            grace: Duration::from_secs(5),
-        },
-        Some(kill) => KillConfig {
-            prefer: kill.prefer,
-            avoid: kill.avoid,
-            grace: kill
-                .grace
-                .map_or(Duration::from_secs(5), |Dur(grace)| grace),
-        },
-    };
-    let log = match raw.log {
-        None => LogConfig {
-            burst: 20,
-            period: Duration::from_secs(60),
-        },
-        Some(log) => {
-            let log = LogConfig {
-                burst: log.burst.unwrap_or(20),
-                period: log
-                    .period
-                    .map_or(Duration::from_secs(60), |Dur(period)| period),
-            };
-            if log.burst == 0 || log.period.is_zero() {
-                return Err(at("log", "log burst and period must be more than 0".into()));
-            }
-            log
-        }
-    };
-    let psi = match raw.psi {
-        None => PsiTrigger::default(),
-        Some(psi) => {
-            let default = PsiTrigger::default();
-            let stall = psi
-                .stall
-                .map_or(Some(default.stall_us), |Dur(stall)| duration_us(stall));
-            let window = psi
-                .window
-                .map_or(Some(default.window_us), |Dur(window)| duration_us(window));
-            let (Some(stall_us), Some(window_us)) = (stall, window) else {
-                return Err(at(
-                    "psi",
-                    "psi stall and window must be under an hour".into(),
-                ));
-            };
-            let trigger = PsiTrigger {
-                stall_us,
-                window_us,
-            };
-            memnotify::psi_trigger(trigger).map_err(|error| at("psi", error.to_string()))?;
-            trigger
-        }
-    };
-    Ok(Config {
-        backend,
-        interval,
-        socket,
-        hook,
-        hook_timeout: raw
-            .hook_timeout
-            .map_or(Duration::from_secs(30), |Dur(timeout)| timeout),
-        levels: raw.levels.0,
-        reclaim,
-        kill,
-        log,
-        psi,
-    })
+    serde_yaml::from_str(text).map_err(|error| from_yaml_error(&error))
 }
 
 /// Reads and parses a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
         line: None,
+        column: None,
         reason: format!("cannot read: {error}"),
     })?;
     parse(&text)
@@ -900,9 +904,10 @@ mod tests {
             .collect();
         assert_eq!(names, ["warning", "critical"]);
         let critical = &config.levels[1];
-        assert_eq!(critical.bounds[0].metric, Metric::Available);
-        assert_eq!(critical.bounds[0].enter.as_str(), "7%");
-        assert_eq!(critical.bounds[0].leave.as_str(), "10%");
+        let bounds: Vec<Bound> = critical.bounds().collect();
+        assert_eq!(bounds[0].metric, Metric::Available);
+        assert_eq!(bounds[0].enter.to_string(), "7%");
+        assert_eq!(bounds[0].leave.to_string(), "10%");
         assert_eq!(critical.stages[1].action, Action::Kill);
         assert_eq!(critical.stages[1].after, Duration::from_secs(5));
         assert_eq!(critical.stages[1].repeat, Some(Duration::from_secs(10)));
@@ -914,9 +919,9 @@ mod tests {
         let levels = "levels:\n  - name: low\n    enter: { available: 5% }\n";
         let config = parse(levels).unwrap();
         assert_eq!(config.socket.max_clients, 16);
-        assert_eq!(config.socket.max_clients_per_uid, 4);
+        assert_eq!(config.socket.limits().per_uid, 4);
         let small = parse(&format!("socket: {{ max_clients: 2 }}\n{levels}")).unwrap();
-        assert_eq!(small.socket.max_clients_per_uid, 2, "never above the total");
+        assert_eq!(small.socket.limits().per_uid, 2, "never above the total");
         let message = error(&format!(
             "socket: {{ max_clients: 8, max_clients_per_uid: 9 }}\n{levels}"
         ))
@@ -937,8 +942,9 @@ mod tests {
             .and_then(|rest| rest.split("```").next())
             .expect("a yaml block in the README");
         let config = parse(example).unwrap();
-        assert_eq!(config.levels[1].bounds.len(), 2);
-        assert_eq!(config.levels[1].bounds[1].metric, Metric::Swap);
+        let bounds: Vec<Bound> = config.levels[1].bounds().collect();
+        assert_eq!(bounds.len(), 2);
+        assert_eq!(bounds[1].metric, Metric::Swap);
         assert_eq!(config.kill.avoid.len(), 1);
     }
 
@@ -946,7 +952,8 @@ mod tests {
     fn a_minimal_config() {
         let config = parse("levels:\n  - name: low\n    enter: { available: 64M }\n").unwrap();
         let level = &config.levels[0];
-        assert_eq!(level.bounds[0].leave, level.bounds[0].enter);
+        let bound = level.bounds().next().unwrap();
+        assert_eq!(bound.leave, bound.enter);
         assert!(level.stages.is_empty());
         assert_eq!(config.kill.grace, Duration::from_secs(5));
         assert_eq!(config.socket.mode, 0o660);
@@ -954,22 +961,36 @@ mod tests {
 
     #[test]
     fn amounts_resolve_like_the_module() {
-        let amount = Amount::parse("10%").unwrap();
-        assert_eq!(amount.pages(12, 65536), 6553);
-        assert_eq!(Amount::parse("64M").unwrap().pages(12, 0), 16384);
-        assert_eq!(Amount::parse("0x100").unwrap().pages(12, 0), 256);
-        assert_eq!(Amount::parse("1000").unwrap().pages(16, 0), 1000);
+        let config = parse(
+            "levels:\n  - name: a\n    enter: {available: 10%, free: 64M, used: 0x100, swap: \"1000\"}\n",
+        )
+        .unwrap();
+        let units = |page_shift, total_pages| memnotify::Units {
+            page_shift,
+            total_pages,
+        };
+        let bounds: Vec<Bound> = config.levels[0].bounds().collect();
+        assert_eq!(bounds[0].enter.pages(units(12, 65536)), 6553);
+        assert_eq!(bounds[1].enter.pages(units(12, 0)), 16384);
+        assert_eq!(bounds[2].enter.pages(units(12, 0)), 256);
+        assert_eq!(bounds[3].enter.pages(units(16, 0)), 1000);
     }
 
     #[test]
     fn errors_name_the_line() {
         let text = "backend: auto\nlevels:\n  - name: low\n    enter:\n      available: 12x\n";
         let error = error(text);
-        assert_eq!(error.line, Some(5));
-        assert!(error.reason.contains("'12x'"), "{}", error.reason);
+        assert_eq!((error.line, error.column), (Some(5), Some(18)));
+        assert!(
+            error
+                .reason
+                .starts_with("levels[0].enter.available: '12x': value is not a number"),
+            "{}",
+            error.reason
+        );
         assert_eq!(
             error.display(Path::new("/etc/memnotify/memnotifyd.yaml")),
-            format!("/etc/memnotify/memnotifyd.yaml:5: {}", error.reason)
+            format!("/etc/memnotify/memnotifyd.yaml:5:18: {}", error.reason)
         );
     }
 
@@ -1003,7 +1024,7 @@ mod tests {
             ),
             (
                 "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: nap\n",
-                "unknown action 'nap'",
+                "stages[0].action: unknown variant `nap`, expected one of `log`, `hook`, `reclaim`, `kill`",
             ),
             (
                 "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: hook\n",
@@ -1038,6 +1059,27 @@ mod tests {
             ("levels:\n  - name: a\n    enter: {available: 1}\nbogus: 1\n", "unknown field `bogus`"),
             ("levels: [\n", "did not find expected"),
             ("interval: 10ms\nlevels:\n  - name: a\n    enter: {available: 1}\n", "at least 100ms"),
+            (
+                "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n        message: bye\n",
+                "unknown field `message`, expected `after` or `repeat`",
+            ),
+            (
+                "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: log\n        repeat: 10ms\n",
+                "`repeat` must be at least 100ms",
+            ),
+            (
+                "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - after: 1s\n",
+                "missing field `action`",
+            ),
+            ("hook: ' '\nlevels:\n  - name: a\n    enter: {available: 1}\n", "hook is empty"),
+            ("socket: {max_clients: 0}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "max_clients must be 1 to 256"),
+            ("reclaim: {drop_caches: 4}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "drop_caches must be 1"),
+            ("reclaim: {cgroup: sys}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "absolute path"),
+            ("log: {burst: 0}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "more than 0"),
+            ("psi: {stall: 2h}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "under an hour"),
+            ("kill: {grace: 5s, bogus: 1}\nlevels:\n  - name: a\n    enter: {available: 1}\n", "unknown field `bogus`"),
+            ("levels:\n  - name: a\n    enter: {available: 1}\n    leave: {availble: 2}\n", "unknown figure 'availble'"),
+            ("socket: {}\n", "missing field `levels`"),
         ];
         for (text, expected) in cases {
             let error = error(text);
@@ -1047,7 +1089,66 @@ mod tests {
                 error.reason
             );
             assert!(error.line.is_some(), "{text:?}: no line in {error:?}");
+            assert!(error.column.is_some(), "{text:?}: no column in {error:?}");
         }
+    }
+
+    #[test]
+    fn section_errors_point_into_the_section() {
+        let text = "levels:\n  - name: a\n    enter: {available: 1}\nsocket:\n  path: /run/x.sock\n  max_clients: 300\n";
+        let failure = error(text);
+        assert_eq!(failure.line, Some(5), "{failure:?}");
+        assert!(
+            failure
+                .reason
+                .starts_with("socket: socket max_clients must be 1 to 256"),
+            "{failure:?}"
+        );
+        let text = "levels:\n  - name: a\n    enter: {available: 10%}\n  - name: b\n    enter: {available: 20%}\n";
+        let failure = error(text);
+        assert_eq!(
+            (failure.line, failure.column),
+            (Some(2), Some(3)),
+            "{failure:?}"
+        );
+        assert!(
+            failure
+                .reason
+                .starts_with("levels: level 'b' comes after 'a'"),
+            "{failure:?}"
+        );
+    }
+
+    #[test]
+    fn stages_deserialize_into_actions() {
+        let text = "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: log\n        message: hi\n      - action: hook\n        command: echo\n        after: 1s\n      - action: reclaim\n        repeat: 5s\n      - action: kill\n";
+        let stages = &parse(text).unwrap().levels[0].stages;
+        let actions: Vec<_> = stages.iter().map(|stage| stage.action.clone()).collect();
+        assert_eq!(
+            actions,
+            [
+                Action::Log("hi".into()),
+                Action::Hook("echo".into()),
+                Action::Reclaim,
+                Action::Kill
+            ]
+        );
+        assert_eq!(stages[1].after, Duration::from_secs(1));
+        assert_eq!(stages[2].repeat, Some(Duration::from_secs(5)));
+        assert_eq!((stages[3].after, stages[3].repeat), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn empty_keys_mean_their_defaults() {
+        let text = "backend:\ninterval:\nhook:\nhook_timeout:\nsocket:\n  path:\n  mode:\n  max_clients:\n  max_clients_per_uid:\nreclaim:\n  cgroup:\n  amount:\n  drop_caches:\nkill:\n  prefer:\n  avoid:\n  grace:\nlog:\n  burst:\n  period:\npsi:\n  stall:\n  window:\nlevels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n        after:\n        repeat:\n";
+        let empty = parse(text).unwrap();
+        let minimal = parse(
+            "levels:\n  - name: a\n    enter: {available: 1}\n    stages:\n      - action: kill\n",
+        )
+        .unwrap();
+        assert_eq!(empty, minimal);
+        assert_eq!(empty.socket.mode, 0o660);
+        assert_eq!(empty.reclaim.amount, Amount::Percent(5));
     }
 
     #[test]
@@ -1067,7 +1168,10 @@ mod tests {
         let numbers = "hook_timeout: 7\nlevels:\n  - name: a\n    enter: {available: 4096}\n";
         let config = parse(numbers).unwrap();
         assert_eq!(config.hook_timeout, Duration::from_secs(7));
-        assert_eq!(config.levels[0].bounds[0].enter.as_str(), "4096");
+        assert_eq!(
+            config.levels[0].enter[&Metric::Available].to_string(),
+            "4096"
+        );
         for bad in ["", "s", "-1s", "1.5s", "5x"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -191,15 +191,15 @@ impl Daemon {
             ),
         );
         for level in &self.config.levels {
-            for bound in &level.bounds {
+            for bound in level.bounds() {
                 self.logger.always(
                     Severity::Info,
                     format_args!(
                         "level {}: enter at {} {}, leave at {}",
                         level.name,
                         bound.metric.name(),
-                        bound.enter.as_str(),
-                        bound.leave.as_str()
+                        bound.enter,
+                        bound.leave
                     ),
                 );
             }

@@ -121,17 +121,20 @@ pub fn resolve(levels: &[LevelConfig], totals: Totals) -> Vec<ResolvedLevel> {
         .iter()
         .map(|level| {
             let bounds: Vec<PageBound> = level
-                .bounds
-                .iter()
+                .bounds()
                 .map(|bound| {
                     let base = match bound.metric {
                         Metric::Swap => totals.swap_pages,
                         _ => totals.ram_pages,
                     };
+                    let units = memnotify::Units {
+                        page_shift: totals.page_shift,
+                        total_pages: base,
+                    };
                     PageBound {
                         metric: bound.metric,
-                        enter: bound.enter.pages(totals.page_shift, base),
-                        leave: bound.leave.pages(totals.page_shift, base),
+                        enter: bound.enter.pages(units),
+                        leave: bound.leave.pages(units),
                     }
                 })
                 .collect();

@@ -39,7 +39,7 @@ usage: memnotifyd [--config PATH] [--dry-run] [--pidfile PATH] [--syslog]
 
   --config PATH     the configuration (default /etc/memnotify/memnotifyd.yaml)
   --check-config    validate the configuration and exit: 0 if it is valid,
-                    2 with 'path:line: reason' if not
+                    2 with 'path:line:column: reason' if not
   --dry-run         decide, log and publish, but run no hook, reclaim or kill
   --pidfile PATH    write the daemon's pid there (removed at exit)
   --syslog          log to syslog when /dev/log exists (default: stderr)

@@ -49,7 +49,7 @@ fn a_bad_config_exits_2_with_path_line_and_reason() {
         assert!(stdout.is_empty());
         assert_eq!(
             stderr,
-            format!("{shown}:2: levels: level 'warning': leave available 5% must be at least enter available 10%, or the level could never be left\n")
+            format!("{shown}:2:3: levels: level 'warning': leave available 5% must be at least enter available 10%, or the level could never be left\n")
         );
     }
     std::fs::remove_file(&path).unwrap();

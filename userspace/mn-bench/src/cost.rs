@@ -9,7 +9,11 @@ use memnotify_proto::Figure as Fig;
 use crate::device::{self, ParamGuard};
 use crate::report::Figure;
 use crate::stats::{floats, median};
-use crate::sys::{self, Fd};
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys::{self, context};
 use crate::MANY;
 
 /// The slow period while evaluation costs are sampled, so that far-away thresholds
@@ -20,24 +24,33 @@ pub const SAMPLING_SLOW_MS: u64 = 50;
 /// How many blocks of samples with 1 file, alternating with as many with 10,000.
 const BLOCKS: usize = 5;
 
+const MEMINFO: &str = "/proc/meminfo";
+
 /// One read of `/proc/meminfo` as a polling daemon does it: one check now and then
 /// (`samples` reads, one every [`SAMPLING_SLOW_MS`], like the evaluations they are
 /// compared with), plus the same read in a tight loop and open + read + close.
 pub fn meminfo_read(samples: usize, hot_trials: usize, hot_reads: usize) -> Vec<Figure> {
     let measured = (|| -> io::Result<[Vec<f64>; 4]> {
-        let fd = sys::open("/proc/meminfo", libc::O_RDONLY)?;
+        let open = || {
+            rustix::fs::open(MEMINFO, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|errno| context(format_args!("open {MEMINFO}"), errno))
+        };
+        let pread = |fd: &OwnedFd, buf: &mut [u8]| {
+            rustix::io::pread(fd, buf, 0).map_err(|errno| context("pread", errno))
+        };
+        let fd = open()?;
         let mut buf = vec![0u8; 16384];
         let mut spaced = Vec::with_capacity(samples);
         let mut reopen = Vec::with_capacity(samples);
         for _ in 0..samples {
             std::thread::sleep(Duration::from_millis(SAMPLING_SLOW_MS));
             let start = sys::now_ns();
-            sys::pread0(&fd, &mut buf)?;
+            pread(&fd, &mut buf)?;
             spaced.push((sys::now_ns() - start) as f64);
             std::thread::sleep(Duration::from_millis(SAMPLING_SLOW_MS));
             let start = sys::now_ns();
-            let once = sys::open("/proc/meminfo", libc::O_RDONLY)?;
-            sys::read(&once, &mut buf)?;
+            let once = open()?;
+            rustix::io::read(&once, &mut buf).map_err(|errno| context("read", errno))?;
             drop(once);
             reopen.push((sys::now_ns() - start) as f64);
         }
@@ -45,14 +58,14 @@ pub fn meminfo_read(samples: usize, hot_trials: usize, hot_reads: usize) -> Vec<
         for _ in 0..samples {
             std::thread::sleep(Duration::from_millis(SAMPLING_SLOW_MS));
             let start = sys::now_ns();
-            sys::sysinfo()?;
+            std::hint::black_box(rustix::system::sysinfo());
             syscall.push((sys::now_ns() - start) as f64);
         }
         let mut hot = Vec::with_capacity(hot_trials);
         for _ in 0..hot_trials {
             let start = sys::now_ns();
             for _ in 0..hot_reads {
-                sys::pread0(&fd, &mut buf)?;
+                pread(&fd, &mut buf)?;
             }
             hot.push((sys::now_ns() - start) as f64 / hot_reads as f64);
         }
@@ -141,7 +154,7 @@ fn total_pages() -> io::Result<u64> {
 }
 
 /// `eval_ns_1` and `eval_ns_10000`; returns the 10,000 armed files for reuse.
-pub fn evaluation(samples: usize) -> (Vec<Figure>, Vec<Fd>) {
+pub fn evaluation(samples: usize) -> (Vec<Figure>, Vec<OwnedFd>) {
     let many = MANY;
     let mut figures = Vec::new();
     let guard = match ParamGuard::set("slow_ms", SAMPLING_SLOW_MS) {
@@ -168,7 +181,7 @@ pub fn evaluation(samples: usize) -> (Vec<Figure>, Vec<Fd>) {
     // lasting seconds, whatever the number of files (the emulator's and the host's doing),
     // which would otherwise land on one side of the comparison.
     let per_block = samples.div_ceil(BLOCKS).max(1);
-    let measured = (|| -> io::Result<(Vec<u64>, Vec<u64>, Vec<Fd>)> {
+    let measured = (|| -> io::Result<(Vec<u64>, Vec<u64>, Vec<OwnedFd>)> {
         sys::raise_nofile(many as u64 + 1024)?;
         let total = total_pages()?;
         let first = device::open_many(1, |index| Some(far_used(total, index)))?;

@@ -4,19 +4,42 @@ use std::io;
 
 use memnotify_proto::{parse_line, Snapshot, LINE_BUF};
 
-use crate::sys::{self, Fd};
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys::context;
 
 pub const DEVICE: &str = "/dev/memnotify";
 const STATISTICS: &str = "/sys/class/misc/memnotify/statistics";
 const PARAMETERS: &str = "/sys/module/memnotify/parameters";
 
-pub fn open() -> io::Result<Fd> {
-    sys::open(DEVICE, libc::O_RDWR)
+pub fn open() -> io::Result<OwnedFd> {
+    rustix::fs::open(DEVICE, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|errno| context(format_args!("open {DEVICE}"), errno))
 }
 
 /// Writes thresholds (`used 5000`, `available 12345K`, ...).
-pub fn arm(fd: &Fd, thresholds: &str) -> io::Result<()> {
-    sys::write(fd, thresholds.as_bytes())
+/// One `write` that must take all of it: the device's writes are all or nothing.
+pub fn arm(fd: &OwnedFd, thresholds: &str) -> io::Result<()> {
+    write_all_at_once(fd, thresholds.as_bytes())
+}
+
+/// One `write` of all of `bytes` (device and procfs writes are all or nothing).
+pub fn write_all_at_once(fd: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
+    let n = rustix::io::write(fd, bytes).map_err(|errno| {
+        context(
+            format_args!("write {:?}", String::from_utf8_lossy(bytes)),
+            errno,
+        )
+    })?;
+    if n != bytes.len() {
+        return Err(io::Error::other(format!(
+            "short write: {n} of {}",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
 fn parse(buf: &[u8]) -> io::Result<Snapshot> {
@@ -29,16 +52,16 @@ fn parse(buf: &[u8]) -> io::Result<Snapshot> {
 }
 
 /// A fresh sample (`pread` at offset 0).
-pub fn sample(fd: &Fd) -> io::Result<Snapshot> {
+pub fn sample(fd: &OwnedFd) -> io::Result<Snapshot> {
     let mut buf = [0u8; LINE_BUF];
-    let n = sys::pread0(fd, &mut buf)?;
+    let n = rustix::io::pread(fd, &mut buf, 0).map_err(|errno| context("pread", errno))?;
     parse(&buf[..n])
 }
 
 /// Reads the pending line (the event's, after poll said readable); `None` at EOF.
-pub fn read_line(fd: &Fd) -> io::Result<Option<Snapshot>> {
+pub fn read_line(fd: &OwnedFd) -> io::Result<Option<Snapshot>> {
     let mut buf = [0u8; LINE_BUF];
-    let n = sys::read(fd, &mut buf)?;
+    let n = rustix::io::read(fd, &mut buf).map_err(|errno| context("read", errno))?;
     if n == 0 {
         return Ok(None);
     }
@@ -92,7 +115,7 @@ impl Drop for ParamGuard {
 pub fn open_many(
     count: usize,
     thresholds: impl Fn(usize) -> Option<String>,
-) -> io::Result<Vec<Fd>> {
+) -> io::Result<Vec<OwnedFd>> {
     let mut files = Vec::with_capacity(count);
     for index in 0..count {
         let fd = open().map_err(|error| {

@@ -61,6 +61,8 @@ pub fn parse_args(args: &[String]) -> Result<HogArgs, String> {
 pub fn run(args: &HogArgs) -> Result<(), String> {
     // Be the first victim of earlyoom and of the kernel's OOM killer alike.
     sys::set_oom_score_adj(1000).map_err(|error| error.to_string())?;
+    // rustix has no signal handlers outside its unstable `runtime` API, so this one call
+    // stays on libc.
     // SAFETY: the handler only reads the clock and stores to an atomic.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();

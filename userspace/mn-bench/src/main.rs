@@ -161,7 +161,7 @@ fn meta(options: &Options, counts: &Counts) -> Map<String, serde_json::Value> {
         "cpus".into(),
         json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
     );
-    meta.insert("page_size".into(), json!(sys::page_size()));
+    meta.insert("page_size".into(), json!(rustix::param::page_size()));
     meta.insert(
         "clocksource".into(),
         json!(std::fs::read_to_string(

@@ -10,7 +10,12 @@ use crate::earlyoom::{self, Earlyoom};
 use crate::meminfo::field_kib;
 use crate::report::Figure;
 use crate::stats::median;
-use crate::sys::{self, Fd};
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Signal};
+
+use crate::sys::{self, context};
 use crate::MANY;
 
 fn meminfo() -> io::Result<Vec<u8>> {
@@ -28,7 +33,7 @@ pub fn mem_available_kib() -> io::Result<u64> {
 }
 
 /// Unreclaimable slab growth, in bytes, while the files `open` returns are open.
-fn slab_delta(open: impl Fn() -> io::Result<Vec<Fd>>) -> io::Result<i64> {
+fn slab_delta(open: impl Fn() -> io::Result<Vec<OwnedFd>>) -> io::Result<i64> {
     std::thread::sleep(Duration::from_millis(300));
     let before = sunreclaim_kib()?;
     let files = open()?;
@@ -40,9 +45,12 @@ fn slab_delta(open: impl Fn() -> io::Result<Vec<Fd>>) -> io::Result<i64> {
     Ok((after as i64 - before as i64) * 1024)
 }
 
-fn open_null(count: usize) -> io::Result<Vec<Fd>> {
+fn open_null(count: usize) -> io::Result<Vec<OwnedFd>> {
     (0..count)
-        .map(|_| sys::open("/dev/null", libc::O_RDWR))
+        .map(|_| {
+            rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|errno| context("open /dev/null", errno))
+        })
         .collect()
 }
 
@@ -110,7 +118,9 @@ fn rss_after_start(mut command: Command, settle: Duration) -> io::Result<(u64, u
         Some((rss, field_kib(&status, "VmLck").unwrap_or(0)))
     });
     let exited = child.try_wait()?;
-    let _ = sys::kill(child.id(), libc::SIGTERM);
+    if let Some(pid) = Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, Signal::TERM);
+    }
     let output = child.wait_with_output()?;
     let said = String::from_utf8_lossy(&output.stderr);
     let said = said.trim();

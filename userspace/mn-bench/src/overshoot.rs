@@ -21,7 +21,13 @@ use crate::meminfo::field_kib;
 use crate::memory::mem_available_kib;
 use crate::report::Figure;
 use crate::stats::median;
-use crate::sys::{self, Fd};
+use std::os::fd::OwnedFd;
+
+use rustix::event::PollFlags;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Signal};
+
+use crate::sys::{self, context};
 
 const MIB: u64 = 1 << 20;
 
@@ -53,6 +59,7 @@ const POLL_PERIOD: Duration = Duration::from_millis(100);
 const ORACLE_PERIOD: Duration = Duration::from_millis(2);
 /// PSI's trigger: 10 ms of "some" stall within the smallest window the kernel allows.
 const PSI_TRIGGER: &str = "some 10000 500000";
+const PSI: &str = "/proc/pressure/memory";
 
 /// The load generator, started and waiting for `go`.
 struct Hog {
@@ -122,7 +129,7 @@ fn watch_memnotify(threshold_kib: u64, stop: Arc<AtomicBool>) -> std::io::Result
     device::read_line(&fd)?;
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
-            if sys::poll(&fd, libc::POLLIN, Duration::from_millis(50))? {
+            if sys::poll(&fd, PollFlags::IN, Duration::from_millis(50))? {
                 return Ok((Some(sys::now_ns()), None));
             }
         }
@@ -138,13 +145,18 @@ fn watch_poller(
     period: Duration,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Watcher> {
-    let fd = sys::open("/proc/meminfo", libc::O_RDONLY)?;
+    let fd = rustix::fs::open(
+        "/proc/meminfo",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| context("open /proc/meminfo", errno))?;
     Ok(std::thread::spawn(move || {
         let mut buf = vec![0u8; 16384];
         let mut noticed = None;
         let mut lowest = u64::MAX;
         while !stop.load(Ordering::SeqCst) {
-            let n = sys::pread0(&fd, &mut buf)?;
+            let n = rustix::io::pread(&fd, &mut buf, 0).map_err(|errno| context("pread", errno))?;
             let available = field_kib(&buf[..n], "MemAvailable")
                 .ok_or_else(|| std::io::Error::other("no MemAvailable"))?;
             lowest = lowest.min(available);
@@ -166,12 +178,17 @@ fn watch_poller(
 
 /// Creates the PSI trigger (before the trial starts) and waits on it.
 fn watch_psi(stop: Arc<AtomicBool>) -> std::io::Result<Watcher> {
-    let fd: Fd = sys::open("/proc/pressure/memory", libc::O_RDWR | libc::O_NONBLOCK)?;
+    let fd: OwnedFd = rustix::fs::open(
+        PSI,
+        OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| context(format_args!("open {PSI}"), errno))?;
     // The kernel replaces the last byte written with a NUL: send it one.
-    sys::write(&fd, format!("{PSI_TRIGGER}\0").as_bytes())?;
+    crate::device::write_all_at_once(&fd, format!("{PSI_TRIGGER}\0").as_bytes())?;
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::SeqCst) {
-            if sys::poll(&fd, libc::POLLPRI, Duration::from_millis(50))? {
+            if sys::poll(&fd, PollFlags::PRI, Duration::from_millis(50))? {
                 return Ok((Some(sys::now_ns()), None));
             }
         }
@@ -429,7 +446,9 @@ fn earlyoom_trial(
         tally.record(&log, crossed, log.term_ns);
         Ok(())
     })();
-    let _ = sys::kill(daemon.id(), libc::SIGTERM);
+    if let Some(pid) = Pid::from_raw(daemon.id() as i32) {
+        let _ = rustix::process::kill_process(pid, Signal::TERM);
+    }
     let _ = daemon.wait();
     result
 }

@@ -1,169 +1,70 @@
-//! Thin wrappers over the system calls the benchmarks time: nothing here allocates on the
-//! measured paths, and every failure comes back as an `io::Error` with what failed.
+//! What the benchmarks need of the system beyond a single rustix call: the clock in
+//! nanoseconds, a poll that retries on EINTR, the open-file limit, and a lazily backed
+//! anonymous region. Every system call is rustix's (as in the client library); errors
+//! are `rustix::io::Errno`, turned into `io::Error` with what failed where a caller
+//! reports them.
 
-use std::ffi::CString;
 use std::io;
+use std::os::fd::AsFd;
 use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+use rustix::process::{Resource, Rlimit};
+use rustix::time::ClockId;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of the module's `time` and statistics.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(ClockId::Monotonic);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn context(what: &str) -> io::Error {
-    let error = io::Error::last_os_error();
+/// `error` with what failed in front, as an `io::Error` for the report.
+pub fn context(what: impl std::fmt::Display, error: Errno) -> io::Error {
+    let error = io::Error::from(error);
     io::Error::new(error.kind(), format!("{what}: {error}"))
 }
 
-/// An owned file descriptor, closed on drop.
-pub struct Fd(i32);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is ours and closed once.
-        unsafe { libc::close(self.0) };
+/// A relative timeout for rustix's `poll` and `epoll::wait`.
+pub fn timespec(timeout: Duration) -> Timespec {
+    Timespec {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
     }
-}
-
-pub fn open(path: &str, flags: i32) -> io::Result<Fd> {
-    let c_path = CString::new(path).map_err(|_| io::Error::other("path with a NUL"))?;
-    // SAFETY: `c_path` is a valid C string.
-    let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(context(&format!("open {path}")));
-    }
-    Ok(Fd(fd))
-}
-
-/// One `write` that must take all of `bytes` (device and procfs writes are all or nothing).
-pub fn write(fd: &Fd, bytes: &[u8]) -> io::Result<()> {
-    // SAFETY: `bytes` is a valid buffer of its length.
-    let n = unsafe { libc::write(fd.0, bytes.as_ptr().cast(), bytes.len()) };
-    if n < 0 {
-        return Err(context(&format!(
-            "write {:?}",
-            String::from_utf8_lossy(bytes)
-        )));
-    }
-    if n as usize != bytes.len() {
-        return Err(io::Error::other(format!(
-            "short write: {n} of {}",
-            bytes.len()
-        )));
-    }
-    Ok(())
-}
-
-pub fn read(fd: &Fd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid, writable buffer of its length.
-    let n = unsafe { libc::read(fd.0, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(context("read"));
-    }
-    Ok(n as usize)
-}
-
-/// `pread` at offset 0: a fresh sample from the device, a fresh `/proc` file.
-pub fn pread0(fd: &Fd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is a valid, writable buffer of its length.
-    let n = unsafe { libc::pread(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(context("pread"));
-    }
-    Ok(n as usize)
 }
 
 /// Waits up to `timeout` for any of `events` on `fd`; true when one arrived.
-pub fn poll(fd: &Fd, events: i16, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: fd.0,
-        events,
-        revents: 0,
-    };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+pub fn poll(fd: impl AsFd, events: PollFlags, timeout: Duration) -> io::Result<bool> {
+    let timeout = timespec(timeout);
     loop {
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
+        let mut fds = [PollFd::new(&fd, events)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Err(Errno::INTR) => continue,
+            Err(errno) => return Err(context("poll", errno)),
+            Ok(n) => {
+                let revents = fds[0].revents();
+                if revents.intersects(PollFlags::ERR | PollFlags::NVAL) {
+                    return Err(io::Error::other(format!("poll revents {revents:?}")));
+                }
+                return Ok(n > 0 && revents.intersects(events));
             }
-            return Err(context("poll"));
         }
-        if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Err(io::Error::other(format!("poll revents {:#x}", pfd.revents)));
-        }
-        return Ok(n > 0 && pfd.revents & events != 0);
     }
 }
 
 /// Raises the open-file limit (soft and hard) to at least `wanted`.
 pub fn raise_nofile(wanted: u64) -> io::Result<()> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is valid and writable.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(context("getrlimit"));
-    }
-    if limit.rlim_cur >= wanted as libc::rlim_t {
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    if limit.current.is_none_or(|current| current >= wanted) {
         return Ok(());
     }
-    limit.rlim_cur = wanted as libc::rlim_t;
-    limit.rlim_max = limit.rlim_max.max(wanted as libc::rlim_t);
-    // SAFETY: `limit` is valid.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(context(&format!("setrlimit RLIMIT_NOFILE {wanted}")));
-    }
-    Ok(())
-}
-
-/// An epoll set.
-pub struct Epoll(Fd);
-
-impl Epoll {
-    pub fn new() -> io::Result<Epoll> {
-        // SAFETY: plain syscall.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(context("epoll_create1"));
-        }
-        Ok(Epoll(Fd(fd)))
-    }
-
-    pub fn add(&self, fd: &Fd, events: u32, data: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event { events, u64: data };
-        // SAFETY: valid epoll fd, fd and event.
-        if unsafe { libc::epoll_ctl(self.0 .0, libc::EPOLL_CTL_ADD, fd.0, &mut event) } < 0 {
-            return Err(context("epoll_ctl ADD"));
-        }
-        Ok(())
-    }
-
-    /// Fills `events` with ready entries; returns how many (0 on timeout).
-    pub fn wait(&self, events: &mut [libc::epoll_event], timeout: Duration) -> io::Result<usize> {
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        loop {
-            // SAFETY: `events` is a valid buffer of its length.
-            let n = unsafe {
-                libc::epoll_wait(self.0 .0, events.as_mut_ptr(), events.len() as i32, ms)
-            };
-            if n < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(context("epoll_wait"));
-            }
-            return Ok(n as usize);
-        }
-    }
+    let raised = Rlimit {
+        current: Some(wanted),
+        maximum: limit.maximum.map(|maximum| maximum.max(wanted)),
+    };
+    rustix::process::setrlimit(Resource::Nofile, raised)
+        .map_err(|errno| context(format_args!("setrlimit RLIMIT_NOFILE {wanted}"), errno))
 }
 
 /// Anonymous memory, reserved without being backed and made resident by [`Region::touch`].
@@ -179,22 +80,18 @@ unsafe impl Send for Region {}
 
 impl Region {
     pub fn reserve(len: usize) -> io::Result<Region> {
-        let page = page_size();
+        let page = rustix::param::page_size();
         let len = len.div_ceil(page) * page;
         // SAFETY: a fresh private anonymous mapping aliases nothing.
         let base = unsafe {
-            libc::mmap(
+            rustix::mm::mmap_anonymous(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
             )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(context(&format!("mmap {} KiB", len >> 10)));
         }
+        .map_err(|errno| context(format_args!("mmap {} KiB", len >> 10), errno))?;
         Ok(Region {
             base: base.cast(),
             len,
@@ -221,38 +118,8 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: the mapping is ours and nothing refers to it any more.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
+        let _ = unsafe { rustix::mm::munmap(self.base.cast(), self.len) };
     }
-}
-
-pub fn page_size() -> usize {
-    // SAFETY: no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as usize
-    } else {
-        4096
-    }
-}
-
-/// One sysinfo(2) call (the kernel samples memory as the module does).
-pub fn sysinfo() -> io::Result<()> {
-    // SAFETY: all-zero is a valid sysinfo to fill.
-    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
-    // SAFETY: `info` is valid and writable.
-    if unsafe { libc::sysinfo(&mut info) } != 0 {
-        return Err(context("sysinfo"));
-    }
-    Ok(())
-}
-
-/// Sends `signal` to `pid`.
-pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
-    // SAFETY: plain syscall.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
-        return Err(context(&format!("kill {pid}")));
-    }
-    Ok(())
 }
 
 /// Sets the calling process's `oom_score_adj`.
@@ -263,21 +130,10 @@ pub fn set_oom_score_adj(value: i32) -> io::Result<()> {
 
 /// The running kernel's release and machine, as `uname -rm` prints them.
 pub fn uname() -> String {
-    // SAFETY: all-zero is a valid utsname to fill.
-    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is valid and writable.
-    if unsafe { libc::uname(&mut name) } != 0 {
-        return "unknown".to_string();
-    }
-    let field = |chars: &[libc::c_char]| {
-        // c_char is i8 on x86_64 and u8 on ARM: reinterpret the byte without a cast,
-        // which would be a no-op (and a clippy finding) on one of them.
-        let bytes: Vec<u8> = chars
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    format!("{} {}", field(&name.release), field(&name.machine))
+    let name = rustix::system::uname();
+    format!(
+        "{} {}",
+        name.release().to_string_lossy(),
+        name.machine().to_string_lossy()
+    )
 }

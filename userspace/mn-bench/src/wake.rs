@@ -11,7 +11,12 @@ use memnotify_proto::Figure as Fig;
 use crate::device;
 use crate::report::Figure;
 use crate::stats::{median, percentile};
-use crate::sys::{self, Epoll, Fd, Region};
+use std::os::fd::OwnedFd;
+
+use rustix::event::epoll::{self, Event, EventData, EventFlags};
+use rustix::event::PollFlags;
+
+use crate::sys::{self, context, Region};
 
 /// How far above the current `used` a trial arms its threshold, in pages: beyond the
 /// figure's idle jitter, well inside the fast-sampling band (1/64 of RAM).
@@ -32,7 +37,7 @@ fn allocate_until_released() -> (mpsc::Sender<()>, JoinHandle<io::Result<()>>) {
     let thread = std::thread::spawn(move || -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
         let mut region = Region::reserve(ALLOCATOR_CAP)?;
-        let step = STEP_PAGES * sys::page_size();
+        let step = STEP_PAGES * rustix::param::page_size();
         let mut done = 0;
         loop {
             if done < region.len() {
@@ -73,11 +78,11 @@ fn latency_trial() -> io::Result<Outcome> {
     device::arm(&fd, &format!("used {}", used + MARGIN_PAGES))?;
     device::read_line(&fd)?;
     std::thread::sleep(Duration::from_millis(30));
-    if sys::poll(&fd, libc::POLLIN, Duration::ZERO)? {
+    if sys::poll(&fd, PollFlags::IN, Duration::ZERO)? {
         return Ok(Outcome::Early);
     }
     let (release, thread) = allocate_until_released();
-    let woke = sys::poll(&fd, libc::POLLIN, Duration::from_secs(2))?;
+    let woke = sys::poll(&fd, PollFlags::IN, Duration::from_secs(2))?;
     let returned = sys::now_ns();
     let line = if woke { device::read_line(&fd)? } else { None };
     join(release, thread)?;
@@ -131,18 +136,29 @@ pub fn latency(trials: usize) -> Vec<Figure> {
     ]
 }
 
+/// Fills `events` with ready entries, retrying on EINTR; returns how many (0 on timeout).
+fn wait(epoll: &OwnedFd, events: &mut [Event], timeout: Duration) -> io::Result<usize> {
+    let timeout = sys::timespec(timeout);
+    loop {
+        match epoll::wait(epoll, &mut *events, Some(&timeout)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            result => return result.map_err(|errno| context("epoll_wait", errno)),
+        }
+    }
+}
+
 /// Reads every pending line, so that no file is readable.
-fn drain(files: &[Fd], epoll: &Epoll, events: &mut [libc::epoll_event]) -> io::Result<()> {
+fn drain(files: &[OwnedFd], epoll: &OwnedFd, events: &mut [Event]) -> io::Result<()> {
     for fd in files {
         device::read_line(fd)?;
     }
     loop {
-        let n = epoll.wait(events, Duration::ZERO)?;
+        let n = wait(epoll, events, Duration::ZERO)?;
         if n == 0 {
             return Ok(());
         }
         for event in &events[..n] {
-            device::read_line(&files[event.u64 as usize])?;
+            device::read_line(&files[event.data.u64() as usize])?;
         }
     }
 }
@@ -182,9 +198,9 @@ struct WakeAll {
 /// seen readable; `None` if the line read at the first wake-up carried a later
 /// evaluation's time.
 fn wake_all_trial(
-    files: &[Fd],
-    epoll: &Epoll,
-    events: &mut [libc::epoll_event],
+    files: &[OwnedFd],
+    epoll: &OwnedFd,
+    events: &mut [Event],
 ) -> io::Result<Option<WakeAll>> {
     let used = device::sample(&files[0])?.figures.get(Fig::Used);
     let thresholds = format!("used {}", used + MARGIN_PAGES);
@@ -201,13 +217,13 @@ fn wake_all_trial(
     let deadline = sys::now_ns() + 10_000_000_000;
     while count < files.len() {
         let left = deadline.saturating_sub(sys::now_ns());
-        let n = epoll.wait(events, Duration::from_nanos(left))?;
+        let n = wait(epoll, events, Duration::from_nanos(left))?;
         let now = sys::now_ns();
         if n == 0 {
             break;
         }
         for event in &events[..n] {
-            let index = event.u64 as usize;
+            let index = event.data.u64() as usize;
             if !seen[index] {
                 seen[index] = true;
                 count += 1;
@@ -215,7 +231,7 @@ fn wake_all_trial(
             }
         }
         if first.is_none() {
-            let index = events[0].u64 as usize;
+            let index = events[0].data.u64() as usize;
             let line = device::read_line(&files[index])?
                 .ok_or_else(|| io::Error::other("readable file read EOF"))?;
             first = Some((now, line.time_ns, delivering_cost(line.time_ns)?));
@@ -253,7 +269,7 @@ struct WakeAllTally {
 }
 
 /// `wake_all_10000_us` over `files` (already open), in one edge-triggered epoll set.
-pub fn wake_all(files: &[Fd], trials: usize) -> Vec<Figure> {
+pub fn wake_all(files: &[OwnedFd], trials: usize) -> Vec<Figure> {
     let key = "wake_all_10000_us";
     if files.len() != crate::MANY {
         return vec![Figure::missing(
@@ -263,11 +279,22 @@ pub fn wake_all(files: &[Fd], trials: usize) -> Vec<Figure> {
         )];
     }
     let measured = (|| -> io::Result<WakeAllTally> {
-        let epoll = Epoll::new()?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|errno| context("epoll_create1", errno))?;
         for (index, fd) in files.iter().enumerate() {
-            epoll.add(fd, (libc::EPOLLIN | libc::EPOLLET) as u32, index as u64)?;
+            epoll::add(
+                &epoll,
+                fd,
+                EventData::new_u64(index as u64),
+                EventFlags::IN | EventFlags::ET,
+            )
+            .map_err(|errno| context("epoll_ctl ADD", errno))?;
         }
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; files.len()];
+        let empty = Event {
+            flags: EventFlags::empty(),
+            data: EventData::new_u64(0),
+        };
+        let mut events = vec![empty; files.len()];
         let mut tally = WakeAllTally::default();
         for _ in 0..trials {
             match wake_all_trial(files, &epoll, &mut events)? {

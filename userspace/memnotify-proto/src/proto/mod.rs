@@ -1,5 +1,6 @@
 //! Root of the shared protocol code (also what the kernel module includes, as `proto/mod.rs`).
 
+pub mod amount;
 pub mod figures;
 pub mod flags;
 pub mod levels;
@@ -9,6 +10,7 @@ pub mod sampling;
 pub mod thresholds;
 pub mod watch;
 
+pub use amount::{Amount, ByteUnit, AMOUNT_TEXT_MAX};
 pub use figures::{Counters, Figure, Figures, FIGURE_COUNT};
 pub use flags::FileFlags;
 pub use levels::{DefaultClient, Level, Levels, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT};

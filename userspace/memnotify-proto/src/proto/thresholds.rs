@@ -3,8 +3,8 @@
 //! A write is all or nothing: the parser either returns a complete [`Thresholds`]
 //! or an error, and the caller changes nothing on error.
 
+use super::amount::Amount;
 use super::figures::{Figure, FIGURE_COUNT};
-use super::number::mul_div;
 
 /// The largest write the device accepts, in bytes.
 pub const WRITE_MAX: usize = 256;
@@ -85,9 +85,9 @@ const HYSTERESIS: &[u8] = b"hysteresis";
 /// Parses one write, e.g. `used 5000`, `active 8000 used 16000`,
 /// `available 10% hysteresis 4M`.
 ///
-/// Values are pages (decimal or `0x` hex), bytes with a `K`/`M`/`G` suffix
-/// (rounded up to whole pages) or a percentage of total RAM with `%` (rounded
-/// down, but never to 0 pages unless it is `0%`: only 0 disables a threshold).
+/// Values are [`Amount`]s: pages (decimal or `0x` hex), bytes with a `K`/`M`/`G`
+/// suffix (rounded up to whole pages) or a percentage of total RAM with `%`
+/// (rounded down, but never to 0 pages unless it is `0%`: only 0 disables a threshold).
 /// Trailing white space and NUL bytes (C strings written with their terminator)
 /// are ignored.
 pub fn parse_thresholds(input: &[u8], units: Units) -> Result<Thresholds, ParseError> {
@@ -138,71 +138,7 @@ pub fn parse_thresholds(input: &[u8], units: Units) -> Result<Thresholds, ParseE
     Ok(thresholds)
 }
 
-/// Parses one value into pages.
+/// Parses one value into pages: [`Amount::parse`] resolved with `units`.
 pub fn parse_value(token: &[u8], units: Units) -> Result<u64, ParseError> {
-    let (digits, suffix) = match token.last() {
-        Some(&last) if matches!(last, b'K' | b'k' | b'M' | b'm' | b'G' | b'g' | b'%') => {
-            (&token[..token.len() - 1], Some(last))
-        }
-        _ => (token, None),
-    };
-    let number = parse_number(digits)?;
-    match suffix {
-        None => Ok(number),
-        Some(b'%') => {
-            if number > 100 {
-                return Err(ParseError::Overflow);
-            }
-            let pages = mul_div(units.total_pages, number, 100);
-            // A small share of a small RAM must not round down to 0, which disables.
-            if pages == 0 && number != 0 && units.total_pages != 0 {
-                return Ok(1);
-            }
-            Ok(pages)
-        }
-        Some(unit) => {
-            let shift = match unit {
-                b'K' | b'k' => 10,
-                b'M' | b'm' => 20,
-                _ => 30,
-            };
-            let bytes = number
-                .checked_mul(1u64 << shift)
-                .ok_or(ParseError::Overflow)?;
-            Ok(bytes_to_pages(bytes, units.page_shift))
-        }
-    }
-}
-
-/// `bytes` in whole pages, rounded up, without overflow for any `page_shift`.
-fn bytes_to_pages(bytes: u64, page_shift: u32) -> u64 {
-    let whole = bytes.checked_shr(page_shift).unwrap_or(0);
-    let page_mask = 1u64
-        .checked_shl(page_shift)
-        .map_or(u64::MAX, |page_size| page_size - 1);
-    whole + u64::from(bytes & page_mask != 0)
-}
-
-fn parse_number(digits: &[u8]) -> Result<u64, ParseError> {
-    let (digits, radix) = match digits {
-        [b'0', b'x' | b'X', rest @ ..] => (rest, 16),
-        _ => (digits, 10),
-    };
-    if digits.is_empty() {
-        return Err(ParseError::BadNumber);
-    }
-    let mut value: u64 = 0;
-    for &byte in digits {
-        let digit = match byte {
-            b'0'..=b'9' => byte - b'0',
-            b'a'..=b'f' if radix == 16 => byte - b'a' + 10,
-            b'A'..=b'F' if radix == 16 => byte - b'A' + 10,
-            _ => return Err(ParseError::BadNumber),
-        };
-        value = value
-            .checked_mul(radix)
-            .and_then(|value| value.checked_add(u64::from(digit)))
-            .ok_or(ParseError::Overflow)?;
-    }
-    Ok(value)
+    Amount::parse(token).map(|amount| amount.pages(units))
 }
