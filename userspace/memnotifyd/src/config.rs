@@ -648,6 +648,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The PSI trigger for the PSI backend.
     pub psi: PsiTrigger,
+    /// The interfaces offered on the system bus.
+    pub dbus: crate::dbus::DbusConfig,
 }
 
 #[derive(Deserialize)]
@@ -663,6 +665,7 @@ struct RawConfig {
     kill: Option<RawKill>,
     log: Option<RawLog>,
     psi: Option<RawPsi>,
+    dbus: Option<crate::dbus::RawDbus>,
 }
 
 /// Splits serde_yaml's "reason at line L column C" into the reason and the line.
@@ -852,6 +855,11 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
             trigger
         }
     };
+    let dbus = raw
+        .dbus
+        .unwrap_or_default()
+        .into_config()
+        .map_err(|reason| at("dbus", reason))?;
     Ok(Config {
         backend,
         interval,
@@ -865,6 +873,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
         kill,
         log,
         psi,
+        dbus,
     })
 }
 

@@ -138,4 +138,27 @@ mod tests {
         assert!(serde_yaml::from_str::<RawDbus>("{ mce: true, upower: true }").is_err());
         assert!(serde_yaml::from_str::<RawDbus>("{ mce: yes please }").is_err());
     }
+
+    #[test]
+    fn the_section_in_a_whole_configuration() {
+        let base = "levels:\n  - name: low\n    enter: { available: 10% }\n    leave: { available: 12% }\n";
+        assert_eq!(
+            crate::config::parse(base).unwrap().dbus,
+            DbusConfig::default()
+        );
+        let text = format!("{base}dbus:\n  low_memory_monitor: true\n");
+        let result = crate::config::parse(&text);
+        if cfg!(feature = "dbus") {
+            let dbus = result.unwrap().dbus;
+            assert!(dbus.low_memory_monitor && !dbus.mce && !dbus.memnotify);
+        } else {
+            let error = result.unwrap_err();
+            assert_eq!(error.line, Some(5));
+            assert!(error.reason.contains("without D-Bus support"));
+        }
+        let off = format!("{base}dbus: {{ mce: false }}\n");
+        assert!(!crate::config::parse(&off).unwrap().dbus.any());
+        let unknown = format!("{base}dbus:\n  upower: true\n");
+        assert_eq!(crate::config::parse(&unknown).unwrap_err().line, Some(6));
+    }
 }
