@@ -9,6 +9,8 @@
 //! applies: { arch: [x86_64, arm64, arm], swap: [on, off] }   # optional; default: every cell
 //! mem: 256M                          # optional guest RAM
 //! module: loaded                     # or: unloaded (insmod left to the steps)
+//! extra: dbus                        # optional: a bundle under /extra (dbus: Debian's
+//!                                    # system bus and clients, memnotifyd with D-Bus)
 //! steps:
 //!   - run: cat /dev/memnotify        # a shell command; stdin is /dev/null, stderr is merged
 //!     expect: ['^used \d+ active']   # regexes that must all match its output (multi-line mode)
@@ -69,7 +71,18 @@ pub struct Scenario {
     pub mem: String,
     #[serde(default)]
     pub module: ModuleState,
+    /// A bundle the image carries under /extra.
+    #[serde(default)]
+    pub extra: Option<Extra>,
     pub steps: Vec<Step>,
+}
+
+/// The bundles a scenario can ask for.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Extra {
+    /// `xtask/src/dbus_bundle.rs`.
+    Dbus,
 }
 
 fn default_mem() -> String {
@@ -407,6 +420,8 @@ pub fn run_cell(
     report: &mut Report,
 ) -> Result<()> {
     let image = image::build(cell, None, None)?;
+    // Images with a bundle, built when a selected scenario first needs one.
+    let mut dbus_image: Option<Image> = None;
     for scenario in scenarios {
         if !selection.selects(&scenario.name) {
             continue;
@@ -425,7 +440,23 @@ pub fn run_cell(
         eprintln!("--- {} on {cell}: {}", scenario.name, scenario.description);
         let start = Instant::now();
         let log = target_dir().join(format!("qemu-test/{}/{}.log", cell.name(), scenario.name));
-        let result = run_one(cell, &image, scenario, &log);
+        let result = match scenario.extra {
+            None => run_one(cell, &image, scenario, &log),
+            Some(Extra::Dbus) => {
+                if dbus_image.is_none() {
+                    dbus_image = Some(
+                        crate::dbus_bundle::extra(cell.arch)
+                            .and_then(|extra| image::build(cell, Some(&extra), None))?,
+                    );
+                }
+                run_one(
+                    cell,
+                    dbus_image.as_ref().context("built above")?,
+                    scenario,
+                    &log,
+                )
+            }
+        };
         let seconds = start.elapsed().as_secs_f64();
         let (outcome, note) = match result {
             Ok(()) => (Outcome::Pass, String::new()),
