@@ -26,7 +26,7 @@ const PACKAGES: &[&str] = &[
     // The bus and its clients.
     "dbus-daemon",
     "dbus-bin",
-    "dbus-system-bus-common",
+    "dbus-system-bus-common:all",
     "libdbus-1-3",
     "libexpat1",
     "libsystemd0",

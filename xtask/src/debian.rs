@@ -55,15 +55,18 @@ fn library_dirs(arch: Arch) -> &'static [&'static str] {
 }
 
 /// Unpacks Debian's `package` for `arch` into the cache (once) and returns the directory.
+/// A package of every architecture is named `name:all` (apt knows it without a suffix;
+/// only for the native architecture does it also accept `name:<arch>`).
 pub fn unpack(arch: Arch, package: &str) -> Result<PathBuf> {
-    let unpacked = cache_dir().join(format!("debs/{package}-{}", deb_arch(arch)));
+    let (package, deb_arch) = match package.strip_suffix(":all") {
+        Some(name) => (name, "all"),
+        None => (package, deb_arch(arch)),
+    };
+    let unpacked = cache_dir().join(format!("debs/{package}-{deb_arch}"));
     if unpacked.exists() {
         return Ok(unpacked);
     }
-    eprintln!(
-        "==> {package}:{}: downloading Debian's package into the cache",
-        deb_arch(arch)
-    );
+    eprintln!("==> {package}:{deb_arch}: downloading Debian's package into the cache");
     let work = unpacked.with_extension("download");
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
@@ -71,11 +74,16 @@ pub fn unpack(arch: Arch, package: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&work)?;
     let status = Command::new("apt-get")
         .current_dir(&work)
-        .args(["download", &format!("{package}:{}", deb_arch(arch))])
+        .arg("download")
+        .arg(if deb_arch == "all" {
+            package.to_string()
+        } else {
+            format!("{package}:{deb_arch}")
+        })
         .status()
         .context("running apt-get download")?;
     if !status.success() {
-        bail!("apt-get download {package}:{} failed", deb_arch(arch));
+        bail!("apt-get download {package}:{deb_arch} failed");
     }
     let deb = std::fs::read_dir(&work)?
         .flatten()
