@@ -34,8 +34,9 @@ pub const LMM_PATH: &str = "/org/freedesktop/LowMemoryMonitor";
 pub const OWN_SERVICE: &str = "org.memnotify.Daemon1";
 pub const OWN_PATH: &str = "/org/memnotify/Daemon1";
 
-/// low-memory-monitor sends a warning at most every 15 s while its trigger keeps firing;
-/// memnotifyd repeats the current warning at that interval while the level holds.
+/// low-memory-monitor sends a level again at most every 15 s while its PSI trigger keeps
+/// firing (`RECOVERY_INTERVAL` in its `low-memory-monitor.c`); memnotifyd repeats the
+/// current warning at that interval while the level holds.
 pub const LMM_REPEAT: Duration = Duration::from_secs(15);
 /// The longest wait between two connection attempts.
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -282,7 +283,7 @@ struct Worker {
 }
 
 /// The names this connection owns.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Owned {
     mce: bool,
     lmm: bool,
@@ -656,6 +657,84 @@ mod tests {
         assert!(served.contains(r#"<interface name="org.freedesktop.LowMemoryMonitor">"#));
         assert!(served.contains(r#"<signal name="LowMemoryWarning">"#));
         assert!(served.contains(r#"<arg name="level" type="y"/>"#));
+    }
+
+    fn worker(lmm: bool, own: bool) -> (Worker, Owned) {
+        let config = DbusConfig {
+            mce: true,
+            low_memory_monitor: lmm,
+            memnotify: own,
+        };
+        let logger = Logger::discard();
+        let owned = Owned {
+            mce: true,
+            lmm,
+            own,
+        };
+        (Worker::new(shared(), config, logger), owned)
+    }
+
+    fn state(severity: usize, change: u64, available: u64) -> State {
+        let mut state = shared().state();
+        state.severity = Some(severity);
+        state.change = change;
+        state.figures.set(Figure::Total, 1000);
+        state.figures.set(Figure::Available, available);
+        state
+    }
+
+    #[test]
+    fn the_warning_repeats_every_15_s_while_a_level_holds() {
+        let (worker, owned) = worker(true, false);
+        let now = Instant::now();
+        let sent = |ago: u64| Sent {
+            change: 1,
+            figures: Figures::default(),
+            lmm_at: now.checked_sub(Duration::from_secs(ago)),
+        };
+        // Warning (severity 1 of 2), sent 1 s ago: due again in about 14 s.
+        let due = worker.due(&owned, &state(1, 1, 500), &sent(1), false);
+        assert!(
+            due > Duration::from_secs(13) && due <= Duration::from_secs(14),
+            "{due:?}"
+        );
+        // Sent 16 s ago: due now.
+        assert!(worker
+            .due(&owned, &state(1, 1, 500), &sent(16), false)
+            .is_zero());
+        // Normal: nothing to repeat.
+        let due = worker.due(&owned, &state(0, 1, 500), &sent(16), false);
+        assert_eq!(due, Duration::from_secs(3600));
+        // A level change is due at once.
+        assert!(worker
+            .due(&owned, &state(2, 2, 500), &sent(1), false)
+            .is_zero());
+        // Without the name (someone else has it) nothing repeats.
+        let mut not_owned = owned;
+        not_owned.lmm = false;
+        let due = worker.due(&not_owned, &state(1, 1, 500), &sent(16), false);
+        assert_eq!(due, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn figures_are_signalled_when_one_moved_by_a_hundredth_of_ram() {
+        let (worker, owned) = worker(false, true);
+        let mut last = Figures::default();
+        last.set(Figure::Total, 1000);
+        last.set(Figure::Available, 500);
+        let sent = Sent {
+            change: 1,
+            figures: last,
+            lmm_at: None,
+        };
+        let idle = worker.due(&owned, &state(0, 1, 509), &sent, false);
+        assert_eq!(idle, Duration::from_secs(3600));
+        assert!(worker
+            .due(&owned, &state(0, 1, 510), &sent, false)
+            .is_zero());
+        assert!(worker
+            .due(&owned, &state(0, 1, 490), &sent, false)
+            .is_zero());
     }
 
     #[test]
