@@ -85,8 +85,8 @@ impl State {
 struct Inner {
     state: State,
     stop: bool,
-    /// Set by the watcher when the connection closed.
-    lost: bool,
+    /// The figures of the last wake-up for moved figures (see [`Bus::publish`]).
+    woken_for: Figures,
 }
 
 /// The state shared by the event loop, the bus thread and the objects.
@@ -112,11 +112,18 @@ fn copy_name(into: &mut [u8; 64], name: &str) -> usize {
     len
 }
 
+/// Whether a figure moved by at least 1/[`FIGURE_STEP`] of RAM between two samples.
+fn figures_moved(now: &Figures, last: &Figures) -> bool {
+    let step = (now.get(Figure::Total) / FIGURE_STEP).max(1);
+    Figure::ALL
+        .iter()
+        .any(|&figure| now.get(figure).abs_diff(last.get(figure)) >= step)
+}
+
 /// The event loop's handle on the bus thread.
 pub struct Bus {
     shared: Arc<Shared>,
     config: DbusConfig,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Bus {
@@ -136,19 +143,16 @@ impl Bus {
                     previous_len: 0,
                 },
                 stop: false,
-                lost: false,
+                woken_for: Figures::default(),
             }),
             wake: Condvar::new(),
         });
-        let thread = std::thread::Builder::new().name("dbus".into()).spawn({
+        // Never joined: at exit a thread stuck on a hung bus must not keep the daemon up.
+        std::thread::Builder::new().name("dbus".into()).spawn({
             let shared = Arc::clone(&shared);
             move || Worker::new(shared, config, logger).run()
         })?;
-        Ok(Bus {
-            shared,
-            config,
-            thread: Some(thread),
-        })
+        Ok(Bus { shared, config })
     }
 
     /// The configuration the thread was started with (it changes only on restart).
@@ -157,7 +161,9 @@ impl Bus {
     }
 
     /// Records the current state after an evaluation; `change` is true on a level change.
-    /// Never blocks on the bus: a short lock and a wake-up.
+    /// Never blocks on the bus: a short lock, and a wake-up of the bus thread only when it
+    /// has something to send (a level change, or figures that moved for Daemon1), so an
+    /// idle daemon's samples do not wake it.
     #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &self,
@@ -178,11 +184,18 @@ impl Bus {
         state.previous_len = copy_name(&mut state.previous, previous);
         state.figures = *figures;
         state.page_size = page_size;
+        let mut wake = change || first;
         if change || first {
             state.change += 1;
         }
+        if self.config.memnotify && figures_moved(figures, &inner.woken_for) {
+            inner.woken_for = *figures;
+            wake = true;
+        }
         drop(inner);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
     }
 }
 
@@ -190,9 +203,6 @@ impl Drop for Bus {
     fn drop(&mut self) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -428,8 +438,9 @@ impl Worker {
                 let shared = Arc::clone(&self.shared);
                 move || {
                     connection.closed();
-                    shared.lock().lost = true;
-                    shared.wake.notify_one();
+                    // Under the lock: the serving loop checks and waits without a gap.
+                    let _inner = shared.lock();
+                    shared.wake.notify_all();
                 }
             });
         if let Err(error) = watcher {
@@ -451,8 +462,7 @@ impl Worker {
                     if inner.stop {
                         return false;
                     }
-                    if inner.lost || connection.is_closed() {
-                        inner.lost = false;
+                    if connection.is_closed() {
                         return true;
                     }
                     let state = inner.state;
@@ -492,7 +502,7 @@ impl Worker {
         };
         if first
             || state.change != sent.change
-            || (owned.own && self.figures_moved(state, &sent.figures))
+            || (owned.own && figures_moved(&state.figures, &sent.figures))
         {
             return Duration::ZERO;
         }
@@ -503,13 +513,6 @@ impl Worker {
             return Duration::ZERO;
         }
         Duration::from_secs(3600)
-    }
-
-    fn figures_moved(&self, state: &State, last: &Figures) -> bool {
-        let step = (state.figures.get(Figure::Total) / FIGURE_STEP).max(1);
-        Figure::ALL
-            .iter()
-            .any(|&figure| state.figures.get(figure).abs_diff(last.get(figure)) >= step)
     }
 
     fn send(
@@ -534,7 +537,7 @@ impl Worker {
                 &mce_level(Some(severity), state.levels),
             )?;
         }
-        if owned.own && (changed || self.figures_moved(state, &sent.figures)) {
+        if owned.own && (changed || figures_moved(&state.figures, &sent.figures)) {
             let mut properties: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
             if changed {
                 properties.insert("Level", state.level_name().into());
@@ -626,7 +629,7 @@ mod tests {
                     previous_len: 0,
                 },
                 stop: false,
-                lost: false,
+                woken_for: Figures::default(),
             }),
             wake: Condvar::new(),
         };
