@@ -420,8 +420,9 @@ pub fn run_cell(
     report: &mut Report,
 ) -> Result<()> {
     let image = image::build(cell, None, None)?;
-    // Images with a bundle, built when a selected scenario first needs one.
-    let mut dbus_image: Option<Image> = None;
+    // Images with a bundle, built when a selected scenario first needs one; a bundle that
+    // cannot be prepared (no network for Debian's packages) fails its scenarios only.
+    let mut dbus_image: Option<std::result::Result<Image, String>> = None;
     for scenario in scenarios {
         if !selection.selects(&scenario.name) {
             continue;
@@ -443,18 +444,15 @@ pub fn run_cell(
         let result = match scenario.extra {
             None => run_one(cell, &image, scenario, &log),
             Some(Extra::Dbus) => {
-                if dbus_image.is_none() {
-                    dbus_image = Some(
-                        crate::dbus_bundle::extra(cell.arch)
-                            .and_then(|extra| image::build(cell, Some(&extra), None))?,
-                    );
+                let built = dbus_image.get_or_insert_with(|| {
+                    crate::dbus_bundle::extra(cell.arch)
+                        .and_then(|extra| image::build(cell, Some(&extra), None))
+                        .map_err(|error| format!("{error:#}"))
+                });
+                match built {
+                    Ok(image) => run_one(cell, image, scenario, &log),
+                    Err(message) => Err(anyhow::anyhow!("preparing the D-Bus bundle: {message}")),
                 }
-                run_one(
-                    cell,
-                    dbus_image.as_ref().context("built above")?,
-                    scenario,
-                    &log,
-                )
             }
         };
         let seconds = start.elapsed().as_secs_f64();
