@@ -411,7 +411,9 @@ impl Worker {
         Ok((connection, owned))
     }
 
-    /// Asks for `name`; `Ok(false)` when someone else has it (said in the log).
+    /// Asks for `name`; `Ok(false)` when someone else has it or the bus refuses it (said in
+    /// the log: the other names and the thread go on); an error only if the connection
+    /// failed.
     fn own(&mut self, connection: &Connection, name: &str, who: &str) -> zbus::Result<bool> {
         // zbus turns the bus's "exists" answer into an error of its own.
         match connection.request_name_with_flags(name, RequestNameFlags::DoNotQueue.into()) {
@@ -424,7 +426,17 @@ impl Worker {
                 );
                 Ok(false)
             }
-            Err(error) => Err(error),
+            Err(error) if connection.is_closed() => Err(error),
+            Err(error) => {
+                self.logger.always(
+                    Severity::Error,
+                    format_args!(
+                        "cannot own {name} ({error}); is the bus policy \
+                         /usr/share/dbus-1/system.d/memnotifyd.conf installed? Going on without it"
+                    ),
+                );
+                Ok(false)
+            }
         }
     }
 
