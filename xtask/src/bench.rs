@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use crate::debian;
 use crate::image;
 use crate::qemu::{self, Boot, Mode};
-use crate::util::{cache_dir, output_of, target_dir};
+use crate::util::target_dir;
 use crate::{Arch, Cell};
 
 /// The marker of the report's console line and the figures every report carries, in
@@ -58,37 +59,6 @@ const RATIOS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Debian's name of an architecture.
-fn deb_arch(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "amd64",
-        Arch::Arm64 => "arm64",
-        Arch::Arm => "armhf",
-    }
-}
-
-/// Where the host keeps shared libraries of `arch` (the native ones, or the multiarch
-/// and cross packages for arm64).
-fn library_dirs(arch: Arch) -> &'static [&'static str] {
-    match arch {
-        Arch::X86_64 => &[
-            "/lib/x86_64-linux-gnu",
-            "/usr/lib/x86_64-linux-gnu",
-            "/lib64",
-        ],
-        Arch::Arm64 => &[
-            "/lib/aarch64-linux-gnu",
-            "/usr/lib/aarch64-linux-gnu",
-            "/usr/aarch64-linux-gnu/lib",
-        ],
-        Arch::Arm => &[
-            "/lib/arm-linux-gnueabihf",
-            "/usr/lib/arm-linux-gnueabihf",
-            "/usr/arm-linux-gnueabihf/lib",
-        ],
-    }
-}
-
 /// earlyoom and what it needs, ready to go under /extra.
 struct Bundle {
     /// The directory passed as `--extra`.
@@ -101,91 +71,11 @@ const GUEST_DIR: &str = "/extra/earlyoom";
 
 /// Unpacks Debian's earlyoom for `arch` into the cache (once).
 fn earlyoom_binary(arch: Arch) -> Result<PathBuf> {
-    let unpacked = cache_dir().join(format!("earlyoom-{}", deb_arch(arch)));
-    let binary = unpacked.join("usr/bin/earlyoom");
-    if binary.exists() {
-        return Ok(binary);
-    }
-    eprintln!(
-        "==> earlyoom:{}: downloading Debian's package into the cache",
-        deb_arch(arch)
-    );
-    let work = cache_dir().join(format!("earlyoom-{}.download", deb_arch(arch)));
-    if work.exists() {
-        std::fs::remove_dir_all(&work)?;
-    }
-    std::fs::create_dir_all(&work)?;
-    let status = Command::new("apt-get")
-        .current_dir(&work)
-        .args(["download", &format!("earlyoom:{}", deb_arch(arch))])
-        .status()
-        .context("running apt-get download")?;
-    if !status.success() {
-        bail!("apt-get download earlyoom:{} failed", deb_arch(arch));
-    }
-    let deb = std::fs::read_dir(&work)?
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
-        .context("apt-get download produced no .deb")?;
-    let staging = unpacked.with_extension("unpacking");
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging)?;
-    }
-    let status = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(&staging)
-        .status()
-        .context("running dpkg-deb")?;
-    if !status.success() {
-        bail!("dpkg-deb -x {} failed", deb.display());
-    }
-    std::fs::remove_dir_all(&work)?;
-    if unpacked.exists() {
-        std::fs::remove_dir_all(&unpacked)?;
-    }
-    std::fs::rename(&staging, &unpacked)?;
+    let binary = debian::unpack(arch, "earlyoom")?.join("usr/bin/earlyoom");
     if !binary.exists() {
         bail!("the earlyoom package has no usr/bin/earlyoom");
     }
     Ok(binary)
-}
-
-/// The `NEEDED` entries of an ELF file's dynamic section, from `readelf -d` output.
-fn needed(readelf_dynamic: &str) -> Vec<String> {
-    readelf_dynamic
-        .lines()
-        .filter(|line| line.contains("(NEEDED)"))
-        .filter_map(|line| {
-            let start = line.find('[')? + 1;
-            let end = line[start..].find(']')? + start;
-            Some(line[start..end].to_string())
-        })
-        .collect()
-}
-
-/// The program interpreter named in `readelf -l` output.
-fn interpreter(readelf_program: &str) -> Option<String> {
-    readelf_program.lines().find_map(|line| {
-        let rest = line.split("Requesting program interpreter:").nth(1)?;
-        Some(rest.trim().trim_end_matches(']').trim().to_string())
-    })
-}
-
-/// Finds a library by name in the host's directories for `arch`.
-fn find_library(arch: Arch, name: &str) -> Result<PathBuf> {
-    library_dirs(arch)
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.exists())
-        .with_context(|| {
-            format!(
-                "{name} for {} not found in {:?}",
-                arch.name(),
-                library_dirs(arch)
-            )
-        })
 }
 
 /// Copies earlyoom, its libraries (transitively) and its loader into a fresh extra dir.
@@ -195,40 +85,9 @@ fn earlyoom_bundle(arch: Arch) -> Result<Bundle> {
     if extra.exists() {
         std::fs::remove_dir_all(&extra)?;
     }
-    let lib_dir = extra.join("earlyoom/lib");
-    std::fs::create_dir_all(&lib_dir)?;
+    std::fs::create_dir_all(extra.join("earlyoom"))?;
     std::fs::copy(&binary, extra.join("earlyoom/earlyoom"))?;
-    let program = output_of("readelf", &["-l", binary.to_str().context("path")?])?;
-    let interpreter = interpreter(&program).context("earlyoom names no program interpreter")?;
-    let loader_name = Path::new(&interpreter)
-        .file_name()
-        .context("interpreter without a name")?
-        .to_string_lossy()
-        .into_owned();
-    let mut wanted = vec![binary.clone()];
-    let mut copied = vec![loader_name.clone()];
-    std::fs::copy(
-        find_library(arch, &loader_name)?,
-        lib_dir.join(&loader_name),
-    )?;
-    while let Some(file) = wanted.pop() {
-        let dynamic = output_of("readelf", &["-d", file.to_str().context("path")?])?;
-        for name in needed(&dynamic) {
-            if copied.contains(&name) {
-                continue;
-            }
-            let path = find_library(arch, &name)?;
-            // `copy` follows the symlinks the library directories are made of.
-            std::fs::copy(&path, lib_dir.join(&name))?;
-            copied.push(name);
-            wanted.push(path);
-        }
-    }
-    eprintln!(
-        "==> earlyoom bundle {}: earlyoom, {} (loader {interpreter})",
-        arch.name(),
-        copied.join(", ")
-    );
+    let interpreter = debian::bundle_libraries(arch, &[binary], &[], &extra.join("earlyoom/lib"))?;
     Ok(Bundle { extra, interpreter })
 }
 
@@ -744,21 +603,6 @@ mod tests {
             ]
         );
         assert_eq!(qemu.get_program(), "qemu-system-x86_64");
-    }
-
-    #[test]
-    fn readelf_output_is_parsed() {
-        let dynamic = " 0x0000000000000001 (NEEDED)             Shared library: [libc.so.6]\n \
-                       0x0000000000000001 (NEEDED)             Shared library: [ld-linux-aarch64.so.1]\n \
-                       0x000000000000000c (INIT)               0x1000\n";
-        assert_eq!(needed(dynamic), vec!["libc.so.6", "ld-linux-aarch64.so.1"]);
-        let program = "  INTERP         0x0000000000000318 0x0000000000000318\n      \
-                       [Requesting program interpreter: /lib64/ld-linux-x86-64.so.2]\n";
-        assert_eq!(
-            interpreter(program).as_deref(),
-            Some("/lib64/ld-linux-x86-64.so.2")
-        );
-        assert_eq!(interpreter("no interpreter"), None);
     }
 
     #[test]

@@ -102,7 +102,12 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
     let dir = target_dir().join(format!("image/{}", cell.name()));
     std::fs::create_dir_all(&dir)?;
     let _lock = kernel::lock_file(&dir.with_extension("lock"))?;
-    let initrd = dir.join("initrd.cpio.gz");
+    // An image with an extra tree is kept apart from the plain one, which other runs
+    // (scenarios, another xtask) may be using.
+    let initrd = match extra.and_then(Path::file_name) {
+        Some(name) => dir.join(format!("initrd-{}.cpio.gz", name.to_string_lossy())),
+        None => dir.join("initrd.cpio.gz"),
+    };
     pack(&kernel, &spec, &dir.join("initrd.spec"), &initrd)?;
     if let Some(command) = command {
         let script = dir.join("cmd.sh");

@@ -4,6 +4,8 @@
 mod bench;
 mod buildroot;
 mod ci;
+mod dbus_bundle;
+mod debian;
 mod fuzz;
 mod image;
 mod kernel;

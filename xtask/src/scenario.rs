@@ -9,6 +9,8 @@
 //! applies: { arch: [x86_64, arm64, arm], swap: [on, off] }   # optional; default: every cell
 //! mem: 256M                          # optional guest RAM
 //! module: loaded                     # or: unloaded (insmod left to the steps)
+//! extra: dbus                        # optional: a bundle under /extra (dbus: Debian's
+//!                                    # system bus and clients, memnotifyd with D-Bus)
 //! steps:
 //!   - run: cat /dev/memnotify        # a shell command; stdin is /dev/null, stderr is merged
 //!     expect: ['^used \d+ active']   # regexes that must all match its output (multi-line mode)
@@ -69,7 +71,18 @@ pub struct Scenario {
     pub mem: String,
     #[serde(default)]
     pub module: ModuleState,
+    /// A bundle the image carries under /extra.
+    #[serde(default)]
+    pub extra: Option<Extra>,
     pub steps: Vec<Step>,
+}
+
+/// The bundles a scenario can ask for.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Extra {
+    /// `xtask/src/dbus_bundle.rs`.
+    Dbus,
 }
 
 fn default_mem() -> String {
@@ -407,6 +420,9 @@ pub fn run_cell(
     report: &mut Report,
 ) -> Result<()> {
     let image = image::build(cell, None, None)?;
+    // Images with a bundle, built when a selected scenario first needs one; a bundle that
+    // cannot be prepared (no network for Debian's packages) fails its scenarios only.
+    let mut dbus_image: Option<std::result::Result<Image, String>> = None;
     for scenario in scenarios {
         if !selection.selects(&scenario.name) {
             continue;
@@ -425,7 +441,20 @@ pub fn run_cell(
         eprintln!("--- {} on {cell}: {}", scenario.name, scenario.description);
         let start = Instant::now();
         let log = target_dir().join(format!("qemu-test/{}/{}.log", cell.name(), scenario.name));
-        let result = run_one(cell, &image, scenario, &log);
+        let result = match scenario.extra {
+            None => run_one(cell, &image, scenario, &log),
+            Some(Extra::Dbus) => {
+                let built = dbus_image.get_or_insert_with(|| {
+                    crate::dbus_bundle::extra(cell.arch)
+                        .and_then(|extra| image::build(cell, Some(&extra), None))
+                        .map_err(|error| format!("{error:#}"))
+                });
+                match built {
+                    Ok(image) => run_one(cell, image, scenario, &log),
+                    Err(message) => Err(anyhow::anyhow!("preparing the D-Bus bundle: {message}")),
+                }
+            }
+        };
         let seconds = start.elapsed().as_secs_f64();
         let (outcome, note) = match result {
             Ok(()) => (Outcome::Pass, String::new()),

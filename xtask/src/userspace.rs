@@ -57,17 +57,61 @@ fn guest_target_dir(arch: Arch) -> PathBuf {
 
 /// Builds the guest binaries for `arch` and returns their paths.
 pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {
-    let target = arch.rust_target();
     let target_root = guest_target_dir(arch);
+    let out = cargo_build(arch, &target_root, GUEST_PACKAGES, None, "userspace")?;
+    let binaries: Vec<PathBuf> = GUEST_BINARIES.iter().map(|name| out.join(name)).collect();
+    for binary in &binaries {
+        if !binary.exists() {
+            bail!("the userspace build produced no {}", binary.display());
+        }
+    }
+    Ok(binaries)
+}
+
+/// Builds memnotifyd with the cargo feature `dbus` for `arch` (only the D-Bus scenario
+/// needs it) and returns its path. It has target directories of its own: in the shared
+/// one the featured binary would replace the image's plain `memnotifyd`.
+pub fn build_memnotifyd_dbus(arch: Arch) -> Result<PathBuf> {
+    let base = guest_target_dir(arch);
+    let target_root = base.with_file_name(format!(
+        "{}-dbus",
+        base.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let out = cargo_build(
+        arch,
+        &target_root,
+        &["memnotifyd"],
+        Some("memnotifyd/dbus"),
+        "memnotifyd-dbus",
+    )?;
+    let binary = out.join("memnotifyd");
+    if !binary.exists() {
+        bail!("the build produced no {}", binary.display());
+    }
+    Ok(binary)
+}
+
+/// Runs the static release build of `packages` for `arch`; returns the output directory.
+fn cargo_build(
+    arch: Arch,
+    target_root: &std::path::Path,
+    packages: &[&str],
+    features: Option<&str>,
+    what: &str,
+) -> Result<PathBuf> {
+    let target = arch.rust_target();
     let mut cargo = Command::new("cargo");
     cargo
         .current_dir(project_root())
         .env("RUSTC", KERNEL_RUSTC)
-        .env("CARGO_TARGET_DIR", &target_root)
+        .env("CARGO_TARGET_DIR", target_root)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .args(["build", "--release", "--locked", "--target", target]);
-    for package in GUEST_PACKAGES {
+    for package in packages {
         cargo.args(["-p", package]);
+    }
+    if let Some(features) = features {
+        cargo.args(["--features", features]);
     }
     if let Some(linker) = cross_linker(arch) {
         let variable = format!(
@@ -84,18 +128,7 @@ pub fn build(arch: Arch) -> Result<Vec<PathBuf>> {
             .env("RUSTC_BOOTSTRAP", "1")
             .arg(format!("-Zbuild-std={BUILD_STD_CRATES}"));
     }
-    let log = target_dir().join(format!("logs/userspace-{}.log", arch.name()));
-    run_logged(
-        cargo,
-        &log,
-        &format!("building userspace for {}", arch.name()),
-    )?;
-    let out = target_root.join(target).join("release");
-    let binaries: Vec<PathBuf> = GUEST_BINARIES.iter().map(|name| out.join(name)).collect();
-    for binary in &binaries {
-        if !binary.exists() {
-            bail!("the userspace build produced no {}", binary.display());
-        }
-    }
-    Ok(binaries)
+    let log = target_dir().join(format!("logs/{what}-{}.log", arch.name()));
+    run_logged(cargo, &log, &format!("building {what} for {}", arch.name()))?;
+    Ok(target_root.join(target).join("release"))
 }

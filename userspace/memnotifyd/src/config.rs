@@ -766,6 +766,14 @@ fn psi<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PsiTrigger, D::Erro
     checked(deserializer, check_psi, Some(PsiTrigger::default))
 }
 
+fn dbus<'de, D: Deserializer<'de>>(deserializer: D) -> Result<crate::dbus::DbusConfig, D::Error> {
+    checked(
+        deserializer,
+        |raw: crate::dbus::RawDbus| raw.into_config(),
+        Some(crate::dbus::DbusConfig::default),
+    )
+}
+
 fn backend<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BackendKind, D::Error> {
     checked(
         deserializer,
@@ -843,6 +851,9 @@ pub struct Config {
     /// The PSI trigger for the PSI backend.
     #[serde(default, deserialize_with = "psi")]
     pub psi: PsiTrigger,
+    /// The interfaces offered on the system bus.
+    #[serde(default, deserialize_with = "dbus")]
+    pub dbus: crate::dbus::DbusConfig,
 }
 
 /// Splits serde_yaml's "reason at line L column C" into the reason and the place.

@@ -55,6 +55,9 @@ pub struct Daemon {
     start: Instant,
     next_sample_ms: u64,
     pollfds: Vec<libc::pollfd>,
+    /// The system bus thread, when the configuration switches an interface on.
+    #[cfg(feature = "dbus")]
+    bus: Option<crate::dbus_service::Bus>,
 }
 
 fn level_name(config: &Config, level: usize) -> &str {
@@ -143,6 +146,20 @@ impl Daemon {
             .max()
             .unwrap_or(0);
         let pollfds = Vec::with_capacity(5 + config.socket.max_clients);
+        #[cfg(feature = "dbus")]
+        let bus = if config.dbus.any() {
+            let bus_logger = Logger::new(
+                config.log.burst,
+                config.log.period.as_millis() as u64,
+                settings.syslog,
+            );
+            Some(
+                crate::dbus_service::Bus::start(config.dbus, config.levels.len(), bus_logger)
+                    .map_err(|error| StartError::Other(format!("D-Bus thread: {error}")))?,
+            )
+        } else {
+            None
+        };
         let mut daemon = Daemon {
             schedule: Schedule::with_capacity(most_stages.max(8)),
             hooks: Hooks::new(8),
@@ -155,6 +172,8 @@ impl Daemon {
             start: Instant::now(),
             next_sample_ms: 0,
             pollfds,
+            #[cfg(feature = "dbus")]
+            bus,
             settings,
             config,
             monitor,
@@ -303,6 +322,8 @@ impl Daemon {
     /// Samples, moves between levels, re-arms the wake thresholds. A failed
     /// sample is logged (rate-limited) and retried at the next interval.
     fn evaluate(&mut self) {
+        #[cfg(feature = "dbus")]
+        let mut changed = false;
         // Re-arming samples again: a figure that crossed between the sample and
         // the write is seen on the next round instead of being missed.
         for _ in 0..3 {
@@ -323,6 +344,10 @@ impl Daemon {
             }
             if let Some(change) = self.machine.update(&snapshot.figures) {
                 self.on_change(change);
+                #[cfg(feature = "dbus")]
+                {
+                    changed = true;
+                }
             }
             let wake = self.machine.wake_thresholds(&snapshot.figures);
             match self.monitor.arm(wake) {
@@ -335,6 +360,25 @@ impl Daemon {
             }
         }
         self.next_sample_ms = self.now_ms() + self.interval_ms();
+        #[cfg(feature = "dbus")]
+        self.publish_on_bus(changed);
+    }
+
+    /// Hands the state to the bus thread (it never blocks on the bus).
+    #[cfg(feature = "dbus")]
+    fn publish_on_bus(&self, changed: bool) {
+        if let Some(bus) = &self.bus {
+            let current = self.machine.current();
+            bus.publish(
+                current,
+                self.config.levels.len(),
+                level_name(&self.config, current),
+                level_name(&self.config, self.previous),
+                &self.last.figures,
+                1 << self.totals.page_shift,
+                changed,
+            );
+        }
     }
 
     fn report(&self, event: &'static str) -> Report<'_> {
@@ -476,6 +520,19 @@ impl Daemon {
                 return;
             }
         };
+        #[cfg(feature = "dbus")]
+        if new.dbus
+            != self
+                .bus
+                .as_ref()
+                .map(|bus| bus.config())
+                .unwrap_or_default()
+        {
+            self.logger.always(
+                Severity::Warning,
+                format_args!("dbus settings change only on restart"),
+            );
+        }
         if new.backend != self.config.backend || new.psi != self.config.psi {
             self.logger.always(
                 Severity::Warning,

@@ -2,3 +2,4 @@
 //! so the fuzz targets in `fuzz/` can drive it. The daemon itself is the binary.
 
 pub mod config;
+pub mod dbus;

@@ -16,6 +16,8 @@ mod actions;
 #[cfg(test)]
 mod alloc_check;
 mod daemon;
+#[cfg(feature = "dbus")]
+mod dbus_service;
 mod json;
 mod levels;
 mod log;
