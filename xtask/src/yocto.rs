@@ -506,13 +506,19 @@ impl Bitbake {
             .env("BBPATH", &self.build)
             .env("LANG", "en_US.UTF-8")
             .env("LC_ALL", "en_US.UTF-8")
-            .arg("-r")
+            // The server stays between the commands of a machine, which then reuse its parse
+            // (stop() ends it).
+            .args(["--idle-timeout", "120", "-r"])
             .arg(self.build.join(format!("conf/{machine}.conf")))
             .args(args);
         run_tool(
             &mut command,
             &format!("bitbake {} ({machine})", args.join(" ")),
         )
+    }
+
+    fn stop(&self) {
+        let _ = self.run("qemux86-64", &["--kill-server"]);
     }
 
     /// `bitbake -e RECIPE`: its variables (the final `NAME="value"` lines).
@@ -621,6 +627,16 @@ fn expectations(machine: &str, config: &str) -> Vec<(&'static str, &'static str,
         // Rust's code is ARM-mode: oe-core compiles the kernel's C with -marm for Thumb tunes.
         e.push(("linux-yocto", "TARGET_CC_KERNEL_ARCH", "-marm".into(), true));
     }
+    if machine == "beaglebone-yocto" {
+        // meta-yocto-bsp's board: its linux-yocto machine and the BeagleBone device trees.
+        e.push(("linux-yocto", "KMACHINE", "beaglebone".into(), true));
+        e.push((
+            "linux-yocto",
+            "KERNEL_DEVICETREE",
+            "ti/omap/am335x-boneblack.dtb".into(),
+            true,
+        ));
+    }
     e
 }
 
@@ -703,6 +719,9 @@ pub fn run_checks() -> Checks {
                 Err(why) => Ok(Outcome::Skip(why.clone())),
             },
         );
+    }
+    if let Ok(b) = &bitbake {
+        b.stop();
     }
     checks
 }
