@@ -7,6 +7,7 @@
 //!     survives in `.config`) and `make show-info`: the memnotify packages and their
 //!     dependencies present, the kernel at the pinned version with the Rust host tools as
 //!     dependencies, the kernel's Rust library source at host-rustc's version;
+//!   - every crate Buildroot compiles for memnotifyd allows Buildroot's rustc (`cargo metadata`);
 //!   - `BR2_PACKAGE_MEMNOTIFYD_DBUS=y` on one defconfig: dbus is a dependency, and cargo gets
 //!     the `dbus` feature (`make printvars`).
 //!
@@ -213,6 +214,86 @@ fn check_dbus(buildroot: &Path, name: &str) -> Result<Outcome> {
     ))
 }
 
+/// "1.85" or "1.85.0" as a comparable triple.
+fn version(text: &str) -> Vec<u32> {
+    let mut parts: Vec<u32> = text.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    parts.resize(3, 0);
+    parts
+}
+
+/// Packages Buildroot compiles for memnotifyd (`MEMNOTIFYD_CRATES` and their normal and build
+/// dependencies, from `cargo metadata`) whose `rust-version` is newer than `rustc`: cargo
+/// refuses to build them.
+fn too_new_for(metadata: &Value, rustc: &str) -> Vec<String> {
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let nodes = metadata["resolve"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let node = |id: &str| nodes.iter().find(|n| n["id"] == id);
+    let mut pending: Vec<String> = packages
+        .iter()
+        .filter(|p| {
+            ["memnotify", "memnotifyd", "memhog"].contains(&p["name"].as_str().unwrap_or(""))
+        })
+        .filter_map(|p| p["id"].as_str().map(str::to_string))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(id) = pending.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        for dep in node(&id)
+            .and_then(|n| n["deps"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            let kinds = dep["dep_kinds"].as_array().into_iter().flatten();
+            if kinds.clone().any(|k| k["kind"] != "dev") {
+                pending.extend(dep["pkg"].as_str().map(str::to_string));
+            }
+        }
+    }
+    packages
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| seen.contains(id)))
+        .filter_map(|p| {
+            let needs = p["rust_version"].as_str()?;
+            (version(needs) > version(rustc))
+                .then(|| format!("{} needs rustc {needs}", p["name"].as_str().unwrap_or("?")))
+        })
+        .collect()
+}
+
+fn check_rust_version(buildroot: &Path) -> Result<Outcome> {
+    let mk = fs::read_to_string(buildroot.join("package/rust-bin/rust-bin.mk"))?;
+    let rustc = mk
+        .lines()
+        .find_map(|l| l.strip_prefix("RUST_BIN_VERSION = "))
+        .context("no RUST_BIN_VERSION in package/rust-bin/rust-bin.mk")?
+        .trim();
+    let output = Command::new("cargo")
+        .current_dir(crate::project_root())
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata is not JSON")?;
+    let too_new = too_new_for(&metadata, rustc);
+    if !too_new.is_empty() {
+        bail!("Buildroot's rustc is {rustc}: {}", too_new.join(", "));
+    }
+    Ok(Outcome::Pass(format!(
+        "every crate Buildroot builds for memnotifyd allows rustc {rustc}"
+    )))
+}
+
 /// Every Buildroot check, in order.
 pub fn run_checks() -> Checks {
     let mut checks = Checks::default();
@@ -224,6 +305,11 @@ pub fn run_checks() -> Checks {
         });
     };
     run(&mut checks, "buildroot: check-package", &check_package);
+    run(
+        &mut checks,
+        "buildroot: crates' rust-version",
+        &check_rust_version,
+    );
     let mut defconfigs: Vec<String> = fs::read_dir(tree().join("configs"))
         .map(|entries| {
             entries
@@ -259,6 +345,30 @@ pub fn check(_sh: &xshell::Shell) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_crates_buildroot_compiles_must_allow_its_rustc() {
+        let metadata = serde_json::json!({
+            "packages": [
+                {"id": "d", "name": "memnotifyd", "rust_version": "1.82"},
+                {"id": "n", "name": "new", "rust_version": "1.90"},
+                {"id": "t", "name": "test-only", "rust_version": "1.95"},
+                {"id": "x", "name": "xtask", "rust_version": "1.96"}
+            ],
+            "resolve": {"nodes": [
+                {"id": "d", "deps": [
+                    {"pkg": "n", "dep_kinds": [{"kind": null}]},
+                    {"pkg": "t", "dep_kinds": [{"kind": "dev"}]}
+                ]},
+                {"id": "n", "deps": []}, {"id": "t", "deps": []}, {"id": "x", "deps": []}
+            ]}
+        });
+        assert_eq!(
+            too_new_for(&metadata, "1.88.0"),
+            vec!["new needs rustc 1.90"]
+        );
+        assert!(too_new_for(&metadata, "1.90.0").is_empty());
+    }
 
     #[test]
     fn lost_options_are_those_kconfig_changed() {
