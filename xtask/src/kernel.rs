@@ -251,50 +251,20 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File> {
 }
 
 /// Fails loudly when an option a fragment asks for did not make it into `.config`
-/// (Kconfig drops unmet options silently).
+/// (Kconfig drops unmet options silently): `qemu/check-kconfig.sh`, the one copy of this check,
+/// which the Yocto layer and the Buildroot tree run too.
 pub fn verify_config(config: &Path, fragments: &[PathBuf]) -> Result<()> {
-    let text = std::fs::read_to_string(config)?;
-    let value_of = |name: &str| {
-        text.lines().find_map(|line| {
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('='))
-                .map(str::to_string)
-        })
-    };
-    let mut dropped = Vec::new();
-    for fragment in fragments {
-        let wanted = std::fs::read_to_string(fragment)?;
-        for line in wanted.lines().map(str::trim) {
-            if let Some(name) = line
-                .strip_prefix("# ")
-                .and_then(|rest| rest.strip_suffix(" is not set"))
-            {
-                if let Some(value) = value_of(name) {
-                    dropped.push(format!(
-                        "{name} must be off, is {value} ({})",
-                        fragment.display()
-                    ));
-                }
-            } else if let Some((name, value)) = line.split_once('=') {
-                if line.starts_with('#') {
-                    continue;
-                }
-                match value_of(name) {
-                    Some(found) if found == value => {}
-                    found => dropped.push(format!(
-                        "{name}={value} wanted, got {} ({})",
-                        found.as_deref().unwrap_or("not set"),
-                        fragment.display()
-                    )),
-                }
-            }
-        }
-    }
-    if !dropped.is_empty() {
+    let output = std::process::Command::new("sh")
+        .arg(project_root().join("qemu/check-kconfig.sh"))
+        .arg(config)
+        .args(fragments)
+        .output()
+        .context("running qemu/check-kconfig.sh")?;
+    if !output.status.success() {
         bail!(
-            "options dropped out of {}:\n  {}",
+            "options dropped out of {}:\n{}",
             config.display(),
-            dropped.join("\n  ")
+            String::from_utf8_lossy(&output.stderr).trim_end()
         );
     }
     Ok(())

@@ -55,6 +55,18 @@ const PACKAGES: &[&str] = &[
     // ARMv7: only the cross linker and glibc; std is built from rust-web-src's library.
     "gcc-arm-linux-gnueabihf",
     "libc6-dev-armhf-cross",
+    // The layer checks: bitbake's host tools and the en_US.UTF-8 locale oe-core insists on,
+    // (Buildroot's make <defconfig> and show-info need nothing more than the kernel build.)
+    "chrpath",
+    "diffstat",
+    "gawk",
+    "lz4",
+    "zstd",
+    "file",
+    "git",
+    "wget",
+    "rpcsvc-proto",
+    "locales-all",
 ];
 
 /// Packages that must come from bookworm-backports (bookworm's QEMU 7.2 conflicts with the

@@ -4,13 +4,15 @@
 #
 ################################################################################
 
-# The Rust core library source ("rust-src" component) that the kernel
-# compiles itself against (RUST_LIB_SRC). Buildroot's host-rust-bin only
-# installs rustc, cargo and rust-std, so this fills the gap. It must be
-# the exact version of host-rustc: see the check below.
-MEMNOTIFY_RUST_SRC_VERSION = 1.82.0
+# The Rust core library source that the kernel compiles itself against
+# (RUST_LIB_SRC). Buildroot's host-rust-bin only installs rustc, cargo and
+# rust-std, so this fills the gap with the library/ directory of the
+# rustc source tarball Buildroot's own host-rust builds from (the same
+# file and checksum as package/rust/rust.hash). It must be the exact
+# version of host-rustc: see the check below.
+MEMNOTIFY_RUST_SRC_VERSION = 1.88.0
 MEMNOTIFY_RUST_SRC_SITE = https://static.rust-lang.org/dist
-MEMNOTIFY_RUST_SRC_SOURCE = rust-src-$(MEMNOTIFY_RUST_SRC_VERSION).tar.xz
+MEMNOTIFY_RUST_SRC_SOURCE = rustc-$(MEMNOTIFY_RUST_SRC_VERSION)-src.tar.xz
 MEMNOTIFY_RUST_SRC_LICENSE = Apache-2.0 or MIT
 MEMNOTIFY_RUST_SRC_LICENSE_FILES = LICENSE-APACHE LICENSE-MIT
 
@@ -24,13 +26,21 @@ $(error memnotify-rust-src is $(MEMNOTIFY_RUST_SRC_VERSION) but host-rustc is $(
 endif
 endif
 
-# install.sh puts the sources under lib/rustlib/src/rust/library, where
-# rustc --print sysroot expects them.
+# Only the library and the license texts of the whole compiler source.
+define HOST_MEMNOTIFY_RUST_SRC_EXTRACT_CMDS
+	$(call suitable-extractor,$(MEMNOTIFY_RUST_SRC_SOURCE)) \
+		$(HOST_MEMNOTIFY_RUST_SRC_DL_DIR)/$(MEMNOTIFY_RUST_SRC_SOURCE) | \
+		$(TAR) --strip-components=1 -C $(@D) $(TAR_OPTIONS) - \
+			rustc-$(MEMNOTIFY_RUST_SRC_VERSION)-src/library \
+			rustc-$(MEMNOTIFY_RUST_SRC_VERSION)-src/LICENSE-APACHE \
+			rustc-$(MEMNOTIFY_RUST_SRC_VERSION)-src/LICENSE-MIT
+endef
+
+# Where rustc --print sysroot expects the library sources.
 define HOST_MEMNOTIFY_RUST_SRC_INSTALL_CMDS
-	cd $(@D) && ./install.sh \
-		--prefix=$(HOST_DIR) \
-		--components=rust-src \
-		--disable-ldconfig
+	mkdir -p $(HOST_DIR)/lib/rustlib/src/rust
+	rm -rf $(HOST_DIR)/lib/rustlib/src/rust/library
+	cp -a $(@D)/library $(HOST_DIR)/lib/rustlib/src/rust/library
 endef
 
 $(eval $(host-generic-package))

@@ -77,6 +77,21 @@ MEMNOTIFYD_CARGO_BUILD_OPTS = \
 	$(addprefix -p ,$(MEMNOTIFYD_CRATES)) \
 	--bins
 
+ifeq ($(BR2_PACKAGE_MEMNOTIFYD_DBUS),y)
+# zbus speaks the D-Bus protocol itself: dbus is needed at run time only.
+MEMNOTIFYD_DEPENDENCIES += dbus
+MEMNOTIFYD_CARGO_BUILD_OPTS += --features memnotifyd/dbus
+define MEMNOTIFYD_INSTALL_DBUS_POLICY
+	$(INSTALL) -D -m 0644 $(@D)/userspace/memnotifyd/dbus/memnotifyd.conf \
+		$(TARGET_DIR)/usr/share/dbus-1/system.d/memnotifyd.conf
+endef
+MEMNOTIFYD_POST_INSTALL_TARGET_HOOKS += MEMNOTIFYD_INSTALL_DBUS_POLICY
+define MEMNOTIFYD_INSTALL_DBUS_SYSTEMD_DROPIN
+	$(INSTALL) -D -m 0644 $(@D)/userspace/memnotifyd/dbus/dbus.conf \
+		$(TARGET_DIR)/usr/lib/systemd/system/memnotifyd.service.d/dbus.conf
+endef
+endif
+
 MEMNOTIFYD_PROFILE_DIR = $(if $(BR2_ENABLE_DEBUG),debug,release)
 
 # The default cargo install step wants one crate at the top; this is a
@@ -98,6 +113,7 @@ endef
 define MEMNOTIFYD_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/$(MEMNOTIFYD_DIST)/memnotifyd.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/memnotifyd.service
+	$(MEMNOTIFYD_INSTALL_DBUS_SYSTEMD_DROPIN)
 endef
 
 $(eval $(cargo-package))

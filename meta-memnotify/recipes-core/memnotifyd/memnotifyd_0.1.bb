@@ -16,17 +16,25 @@ LICENSE = "GPL-2.0-only"
 # nooelint: oelint.var.licenseremotefile
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/GPL-2.0-only;md5=801f80980d171dd6425610833a22dbe6"
 
-inherit memnotify_source cargo systemd update-rc.d
+inherit memnotify_source cargo cargo-update-recipe-crates systemd update-rc.d
 
-# Every crates.io package of Cargo.lock, pinned with its checksum. Generated: run
-# "cargo xtask yocto-crates" after Cargo.lock changes ("cargo xtask yocto-check" fails until then).
-require memnotifyd-crates.inc
+# Every crates.io package of Cargo.lock, pinned with its checksum, written by oe-core's generator:
+# run "bitbake -c update_crates memnotifyd" (or "cargo xtask yocto-crates", which runs the same
+# generator without a build directory) after Cargo.lock changes; "cargo xtask yocto-check" fails
+# until then.
+require ${BPN}-crates.inc
 
 S = "${MEMNOTIFY_TREE}"
 
 # The workspace also holds xtask, the host build tool: build only the target packages.
 MEMNOTIFY_CARGO_PACKAGES = "memnotify memnotifyd memhog"
 MEMNOTIFY_BINARIES = "memnotify mn_test memnotifyd memhog"
+
+# dbus: memnotifyd's D-Bus interface (cargo feature "dbus", zbus: pure Rust, so the bus daemon is
+# a runtime dependency only), its bus policy and, with systemd, a drop-in that orders the daemon
+# after dbus.service.
+PACKAGECONFIG ??= ""
+PACKAGECONFIG[dbus] = "--features=memnotifyd/dbus,,,dbus"
 
 # The workspace's release profile strips binaries; leave that to bitbake so that -dbg packages
 # work and the already-stripped QA check passes.
@@ -51,10 +59,18 @@ do_install() {
     if ${@bb.utils.contains('DISTRO_FEATURES', 'sysvinit', 'true', 'false', d)}; then
         install -D -m 0755 ${S}/userspace/memnotifyd/dist/memnotifyd.init ${D}${sysconfdir}/init.d/memnotifyd
     fi
+    if ${@bb.utils.contains('PACKAGECONFIG', 'dbus', 'true', 'false', d)}; then
+        install -D -m 0644 ${S}/userspace/memnotifyd/dbus/memnotifyd.conf ${D}${datadir}/dbus-1/system.d/memnotifyd.conf
+        if ${@bb.utils.contains('DISTRO_FEATURES', 'systemd', 'true', 'false', d)}; then
+            install -D -m 0644 ${S}/userspace/memnotifyd/dbus/dbus.conf ${D}${systemd_system_unitdir}/memnotifyd.service.d/dbus.conf
+        fi
+    fi
 }
 
 PACKAGES =+ "${PN}-tools"
 FILES:${PN}-tools += "${bindir}/mn_test ${bindir}/memhog"
+
+FILES:${PN} += "${@bb.utils.contains('PACKAGECONFIG', 'dbus', '${datadir}/dbus-1/system.d/memnotifyd.conf ${systemd_system_unitdir}/memnotifyd.service.d', '', d)}"
 
 CONFFILES:${PN} = "${sysconfdir}/memnotify/memnotifyd.yaml"
 
