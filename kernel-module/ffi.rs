@@ -1,46 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C interfaces 6.12's `kernel` crate does not wrap, in one place.
+//! The C interfaces the `kernel` crate does not wrap in a form the module can use, in one
+//! place, the same on every kernel series; what differs between series is in the glue
+//! (`glue_6.rs`, `glue_7.rs`).
 //!
-//! `kernel::bindings` lacks `<linux/miscdevice.h>`, `<linux/poll.h>` and `<linux/swap.h>`,
-//! and has no abstraction for module parameters, misc devices, delayed work or shrinkers.
-//! The layouts below are copied from the 6.12 headers named on each item; the
-//! `const` assertions at the end check their sizes against the C structures the
-//! bindings do know, so a layout change fails the build instead of the kernel.
+//! Neither 6.12 nor 7.3 has what a misc device with `poll` and `fasync` needs: 7.3's
+//! `kernel::miscdevice::MiscDevice` has no `poll` and no `fasync`, and its
+//! `kernel::sync::poll::PollTable` waits on a `PollCondVar`, not on the wait queue each
+//! file keeps here. Module parameters with a checked range, delayed work on the high
+//! priority workqueue and shrinkers have no abstraction in either.
 
 use core::cell::UnsafeCell;
 
 use kernel::bindings;
 use kernel::ffi::{c_char, c_int, c_uint};
 
-/// `struct miscdevice` from `include/linux/miscdevice.h` (6.12).
-#[repr(C)]
-pub(crate) struct MiscDevice {
-    pub(crate) minor: c_int,
-    pub(crate) name: *const c_char,
-    pub(crate) fops: *const bindings::file_operations,
-    pub(crate) list: bindings::list_head,
-    pub(crate) parent: *mut bindings::device,
-    pub(crate) this_device: *mut bindings::device,
-    pub(crate) groups: *const *const bindings::attribute_group,
-    pub(crate) nodename: *const c_char,
-    pub(crate) mode: bindings::umode_t,
-}
+use crate::glue;
+pub(crate) use crate::glue::{misc_deregister, misc_register};
 
 /// `MISC_DYNAMIC_MINOR` from `include/linux/miscdevice.h`.
 pub(crate) const MISC_DYNAMIC_MINOR: c_int = 255;
-
-/// `poll_queue_proc` from `include/linux/poll.h`.
-pub(crate) type PollQueueProc = Option<
-    unsafe extern "C" fn(*mut bindings::file, *mut bindings::wait_queue_head, *mut PollTable),
->;
-
-/// `struct poll_table_struct` from `include/linux/poll.h` (opaque in the bindings).
-#[repr(C)]
-pub(crate) struct PollTable {
-    pub(crate) qproc: PollQueueProc,
-    pub(crate) key: bindings::__poll_t,
-}
 
 /// `EPOLL*` bits from `include/uapi/linux/eventpoll.h`: what `->poll` returns.
 pub(crate) const EPOLLIN: bindings::__poll_t = 0x0001;
@@ -48,48 +27,11 @@ pub(crate) const EPOLLOUT: bindings::__poll_t = 0x0004;
 pub(crate) const EPOLLRDNORM: bindings::__poll_t = 0x0040;
 pub(crate) const EPOLLWRNORM: bindings::__poll_t = 0x0100;
 
-// Only a pointer crosses the boundary; what it points to reaches empty C structures
-// (`struct mod_arch_specific` on some architectures) that the lint flags, as in the bindings.
-#[allow(improper_ctypes)]
-extern "C" {
-    /// `misc_register()` from `drivers/char/misc.c`.
-    pub(crate) fn misc_register(misc: *mut MiscDevice) -> c_int;
-    /// `misc_deregister()` from `drivers/char/misc.c`.
-    pub(crate) fn misc_deregister(misc: *mut MiscDevice);
-}
-
 #[cfg(CONFIG_SWAP)]
 extern "C" {
     /// `si_swapinfo()` from `mm/swapfile.c`, exported by
     /// `kernel-module/patches/0001-mm-export-si_swapinfo-for-the-memnotify-module.patch`.
     pub(crate) fn si_swapinfo(info: *mut bindings::sysinfo);
-}
-
-/// `poll_wait()` from `include/linux/poll.h` (a static inline there).
-///
-/// # Safety
-///
-/// `file` and `table` come from the VFS `->poll` call; `queue` outlives every waiter the
-/// table adds to it (see `release` in memnotify.rs).
-pub(crate) unsafe fn poll_wait(
-    file: *mut bindings::file,
-    queue: *mut bindings::wait_queue_head,
-    table: *mut PollTable,
-) {
-    if table.is_null() {
-        return;
-    }
-    // SAFETY: `table` is a valid `poll_table` by the caller's contract.
-    let qproc = unsafe { (*table).qproc };
-    if let Some(qproc) = qproc {
-        if !queue.is_null() {
-            // SAFETY: this is exactly what the C inline does with the same arguments.
-            unsafe { qproc(file, queue, table) };
-        }
-    }
-    // Pairs with the barrier implied by `__wake_up`: the caller's load of its ready flag
-    // must not move before the waiter is queued (`poll_wait`'s `smp_mb()` in C).
-    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// A `static` the C side writes to through a pointer (module parameters, registration
@@ -253,14 +195,14 @@ pub(crate) unsafe fn init_delayed_work(
             core::ptr::addr_of_mut!((*work).work),
             Some(func),
             false,
-            name.as_char_ptr(),
+            glue::c_str_ptr(name),
             work_key,
         );
-        bindings::init_timer_key(
+        glue::timer_init_key(
             core::ptr::addr_of_mut!((*work).timer),
             Some(bindings::delayed_work_timer_fn),
             bindings::TIMER_IRQSAFE,
-            name.as_char_ptr(),
+            glue::c_str_ptr(name),
             timer_key,
         );
     }
@@ -338,12 +280,3 @@ pub(crate) fn node_page_state(item: bindings::node_stat_item) -> u64 {
         value as u64
     }
 }
-
-// Layout checks against the C definitions the bindings know.
-const _: () = {
-    use core::mem::{align_of, size_of};
-    assert!(size_of::<PollTable>() == 2 * size_of::<usize>());
-    // miscdevice: int (padded), 4 pointers, list_head (2 pointers), 3 pointers, umode_t (padded).
-    assert!(size_of::<MiscDevice>() == 10 * size_of::<usize>());
-    assert!(align_of::<MiscDevice>() == align_of::<usize>());
-};

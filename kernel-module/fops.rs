@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The file operations of `/dev/memnotify`: open (admission and limits), release, read,
-//! write (thresholds), poll and fasync.
+//! write (thresholds), poll and fasync, on typed per-file data (a [`Client`]) through the
+//! device shell's [`MiscFile`] trait.
 
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::Ordering;
 use kernel::bindings;
-use kernel::ffi::{c_char, c_int, c_void};
+use kernel::ffi::c_int;
 use kernel::prelude::*;
 use kernel::rbtree::RBTreeNodeReservation;
-use kernel::uaccess::UserSlice;
+use kernel::uaccess::{UserSliceReader, UserSliceWriter};
 
 use crate::{
     client::{free_client, free_client_now, new_client, Aux, Client, ClientState},
+    device::{File, MiscFile, PollTable},
     ffi,
-    ffi::PollTable,
     proto::{
         format_line, parse_thresholds, Figure, FileFlags, Snapshot, Thresholds, Watch, LINE_BUF,
         WRITE_MAX,
@@ -25,30 +26,52 @@ use crate::{
     DEV_GID, MAX_CLIENTS, MAX_PER_UID,
 };
 
-/// The client behind a file opened by [`open`].
-///
-/// # Safety
-///
-/// `file` is a memnotify file between `open` and `release`.
-pub(crate) unsafe fn client_of<'a>(file: *mut bindings::file) -> &'a Client {
-    // SAFETY: `open` stored a pointer to the file's `Client` in `private_data`; the
-    // client is freed only after `release`.
-    unsafe { &*((*file).private_data as *const Client) }
-}
+/// The device's file type: each open file is a [`Client`].
+pub(crate) struct MemnotifyFile;
 
-/// # Safety
-///
-/// Called by C with the arguments its callback type promises.
-pub(crate) unsafe extern "C" fn open(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: the VFS calls `open` with a valid file.
-    match unsafe { open_client(file) } {
-        Ok(()) => 0,
-        Err(error) => {
-            REJECTED_OPENS.add(1);
-            error.to_errno()
+impl MiscFile for MemnotifyFile {
+    type Data = Client;
+
+    fn open(file: File) -> Result<NonNull<Client>> {
+        open_client(file).inspect_err(|_| REJECTED_OPENS.add(1))
+    }
+
+    fn release(data: NonNull<Client>, file: File) {
+        release_client(data, file);
+    }
+
+    fn read(client: &Client, out: UserSliceWriter, pos: &mut i64) -> Result<usize> {
+        read_line(client, out, pos)
+    }
+
+    fn write(client: &Client, input: UserSliceReader) -> Result<usize> {
+        let len = input.len();
+        write_thresholds(client, input)?;
+        Ok(len)
+    }
+
+    fn poll(client: &Client, table: &PollTable) -> bindings::__poll_t {
+        // SAFETY: the wait queue lives until an RCU grace period after `release`, which
+        // cannot run while `poll` holds the file.
+        unsafe { table.wait(client.wait.get()) };
+        let mut mask = ffi::EPOLLOUT | ffi::EPOLLWRNORM;
+        if client.node.event_pending.load(Ordering::Acquire) {
+            mask |= ffi::EPOLLIN | ffi::EPOLLRDNORM;
+        }
+        mask
+    }
+
+    fn fasync(client: &Client, fd: c_int, file: File, on: bool) -> Result<c_int> {
+        match sigio_list(client, on)? {
+            Some(list) => {
+                // SAFETY: `list` is this file's list, in its `Aux`, which stays until
+                // `release`; `fasync_helper` does its own locking.
+                let ret =
+                    unsafe { bindings::fasync_helper(fd, file.as_ptr(), c_int::from(on), list) };
+                Ok(ret)
+            }
+            // Turning SIGIO off on a file that never turned it on.
+            None => Ok(0),
         }
     }
 }
@@ -70,13 +93,10 @@ fn admission(clients: u32, per_uid: u32, limited: bool) -> Option<Error> {
     None
 }
 
-/// # Safety
-///
-/// `file` is a file being opened on the device.
-pub(crate) unsafe fn open_client(file: *mut bindings::file) -> Result {
+/// Admits and registers a new client for `file`.
+fn open_client(file: File) -> Result<NonNull<Client>> {
     let shared = shared();
-    // SAFETY: `f_cred` is the opener's credentials, valid for the file's lifetime.
-    let uid = unsafe { (*(*file).f_cred).uid.val };
+    let uid = file.uid();
     let gid = DEV_GID.load(Ordering::Relaxed);
     // SAFETY: `in_group_p` and `capable` check the current task, which is the opener.
     if gid != 0
@@ -133,33 +153,24 @@ pub(crate) unsafe fn open_client(file: *mut bindings::file) -> Result {
     registry.sampling = true;
     drop(registry);
 
-    // SAFETY: `file` is valid; `release` takes the client back.
-    unsafe { (*file).private_data = raw.cast::<c_void>() };
     if start_sampler {
         kick_for(shared, limited);
     }
-    Ok(())
+    // SAFETY: `new_client` returned a valid allocation.
+    Ok(unsafe { NonNull::new_unchecked(raw) })
 }
 
-/// # Safety
-///
-/// Called by C with the arguments its callback type promises.
-pub(crate) unsafe extern "C" fn release(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
+/// Unregisters the file's client and frees it after an RCU grace period.
+fn release_client(raw: NonNull<Client>, file: File) {
     let shared = shared();
-    // SAFETY: `open` stored the file's client here.
-    let raw = unsafe { (*file).private_data.cast::<Client>() };
     // SAFETY: the client stays allocated until the RCU callback below.
-    let client = unsafe { &*raw };
+    let client = unsafe { raw.as_ref() };
     let aux = {
         let mut registry = shared.registry.lock();
         // SAFETY: the client is open, its nodes linked as its state says.
         unsafe { registry.unindex(client) };
         if client.node.limited {
-            // SAFETY: `f_cred` is the opener's credentials, as in `open`.
-            let uid = unsafe { (*(*file).f_cred).uid.val };
+            let uid = file.uid();
             match registry.per_uid.get(&uid).copied() {
                 Some(count) if count > 1 => {
                     if let Some(count_ref) = registry.per_uid.get_mut(&uid) {
@@ -190,38 +201,11 @@ pub(crate) unsafe extern "C" fn release(
     let head = client.node.link.get().cast::<bindings::callback_head>();
     // SAFETY: `head` is inside the client, which stays allocated until the callback.
     unsafe { bindings::call_rcu(head, Some(free_client)) };
-    0
 }
 
-/// # Safety
-///
-/// Called by C with the arguments its callback type promises.
-pub(crate) unsafe extern "C" fn read(
-    file: *mut bindings::file,
-    buf: *mut c_char,
-    count: usize,
-    offset: *mut bindings::loff_t,
-) -> isize {
-    // SAFETY: the VFS passes valid arguments; the file is open.
-    match unsafe { read_line(file, buf, count, offset) } {
-        Ok(n) => n as isize,
-        Err(error) => error.to_errno() as isize,
-    }
-}
-
-/// # Safety
-///
-/// As for a `->read` file operation on an open memnotify file.
-pub(crate) unsafe fn read_line(
-    file: *mut bindings::file,
-    buf: *mut c_char,
-    count: usize,
-    offset: *mut bindings::loff_t,
-) -> Result<usize> {
-    // SAFETY: the file is open.
-    let client = unsafe { client_of(file) };
-    // SAFETY: `offset` is valid for the duration of the call.
-    let position = unsafe { *offset };
+/// Reads one line of figures into `out` (see the module's documentation for which).
+fn read_line(client: &Client, out: UserSliceWriter, pos: &mut i64) -> Result<usize> {
+    let position = *pos;
     let shared = shared();
     // What to report is decided under the lock, so that a delivery cannot land between
     // seeing the event and reading its figures.
@@ -265,14 +249,13 @@ pub(crate) unsafe fn read_line(
     let len = format_line(&snapshot, &mut line);
     // A short buffer gets the start of the line, as from a datagram; an empty one gets
     // nothing, and nothing is consumed.
-    let n = len.min(count);
+    let n = len.min(out.len());
     if n == 0 {
         return Ok(0);
     }
     // A failed copy (EFAULT) consumes nothing either.
-    UserSlice::new(buf as usize, count)
-        .writer()
-        .write_slice(&line[..n])?;
+    let mut out = out;
+    out.write_slice(&line[..n])?;
 
     // The line reached the reader: the event it reported is consumed, unless another
     // delivery came since (then that one stays pending, with its own figures).
@@ -282,44 +265,19 @@ pub(crate) unsafe fn read_line(
         client.update_flags(|flags| flags.with_read_ready(false));
         client.node.event_pending.store(false, Ordering::Release);
     }
-    // SAFETY: `offset` is valid for the duration of the call.
-    unsafe { *offset = position.saturating_add(n as bindings::loff_t) };
+    *pos = position.saturating_add(n as i64);
     Ok(n)
 }
 
-/// # Safety
-///
-/// Called by C with the arguments its callback type promises.
-pub(crate) unsafe extern "C" fn write(
-    file: *mut bindings::file,
-    buf: *const c_char,
-    count: usize,
-    _offset: *mut bindings::loff_t,
-) -> isize {
-    // SAFETY: the VFS passes valid arguments; the file is open.
-    match unsafe { write_thresholds(file, buf, count) } {
-        Ok(()) => count as isize,
-        Err(error) => error.to_errno() as isize,
-    }
-}
-
-/// # Safety
-///
-/// As for a `->write` file operation on an open memnotify file.
-pub(crate) unsafe fn write_thresholds(
-    file: *mut bindings::file,
-    buf: *const c_char,
-    count: usize,
-) -> Result {
+/// Arms the thresholds written in `input` (the whole write is one request).
+fn write_thresholds(client: &Client, input: UserSliceReader) -> Result {
+    let count = input.len();
     if count > WRITE_MAX {
         return Err(EINVAL);
     }
-    // SAFETY: the file is open.
-    let client = unsafe { client_of(file) };
     let mut text = [0u8; WRITE_MAX];
-    UserSlice::new(buf as usize, count)
-        .reader()
-        .read_slice(&mut text[..count])?;
+    let mut input = input;
+    input.read_slice(&mut text[..count])?;
     let sampled_ns = now_ns();
     let sampled = sample();
     let thresholds: Thresholds =
@@ -371,41 +329,6 @@ pub(crate) unsafe fn write_thresholds(
     }
     kick_for(shared, client.node.limited);
     Ok(())
-}
-
-/// # Safety
-///
-/// Called by C with the arguments its callback type promises.
-pub(crate) unsafe extern "C" fn poll(
-    file: *mut bindings::file,
-    table: *mut bindings::poll_table_struct,
-) -> bindings::__poll_t {
-    // SAFETY: the file is open.
-    let client = unsafe { client_of(file) };
-    // SAFETY: the wait queue lives until an RCU grace period after `release`, which cannot
-    // run while `poll` holds the file.
-    unsafe { ffi::poll_wait(file, client.wait.get(), table.cast::<PollTable>()) };
-    let mut mask = ffi::EPOLLOUT | ffi::EPOLLWRNORM;
-    if client.node.event_pending.load(Ordering::Acquire) {
-        mask |= ffi::EPOLLIN | ffi::EPOLLRDNORM;
-    }
-    mask
-}
-
-/// # Safety
-///
-/// Called by C with the arguments its callback type promises.
-pub(crate) unsafe extern "C" fn fasync(fd: c_int, file: *mut bindings::file, on: c_int) -> c_int {
-    // SAFETY: the file is open (the VFS also calls this with on=0 before `release`).
-    let client = unsafe { client_of(file) };
-    match sigio_list(client, on != 0) {
-        // SAFETY: `list` is this file's list, in its `Aux`, which stays until `release`;
-        // `fasync_helper` does its own locking.
-        Ok(Some(list)) => unsafe { bindings::fasync_helper(fd, file, on, list) },
-        // Turning SIGIO off on a file that never turned it on.
-        Ok(None) => 0,
-        Err(error) => error.to_errno(),
-    }
 }
 
 /// The file's SIGIO list, which lives in its [`Aux`]; with `create`, the `Aux` is

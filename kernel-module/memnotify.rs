@@ -20,15 +20,23 @@
 //! slab cache of its own, holding its wait queue, its first tree node and a watch of one
 //! figure; a file that arms several figures or asks for SIGIO gets a second object.
 //!
-//! The rooms: [`fops`] (the file operations, admission and limits), [`client`] (the
-//! per-file object), [`registry`] (the trigger index), [`sampler`] (evaluations, deliveries,
-//! the reclaim kick), [`stats`] (sysfs statistics) and [`ffi`] (what the kernel crate does
-//! not wrap: the misc device, poll and fasync, module parameters, the workqueue). This file
-//! holds the module's parameters, its device-wide state and `init`/`drop`.
+//! The rooms: [`device`] (the misc device shell: a vtable-like trait with typed per-file
+//! data, in the shape of upstream's `kernel::miscdevice`), [`fops`] (this device's file
+//! operations, admission and limits), [`client`] (the per-file object), [`registry`] (the
+//! trigger index), [`sampler`] (evaluations, deliveries, the reclaim kick), [`stats`]
+//! (sysfs statistics), [`ffi`] (what the kernel crate does not wrap: module parameters,
+//! the workqueue, poll bits) and `glue` (what differs between kernel series: `glue_6.rs`
+//! or `glue_7.rs`). This file holds the module's parameters, its device-wide state and
+//! `init`/`drop`.
 
 mod client;
+mod device;
 mod ffi;
 mod fops;
+// The one room that differs between kernel series; `Kbuild` sets the cfg from the version.
+#[cfg_attr(memnotify_kernel_7, path = "glue_7.rs")]
+#[cfg_attr(not(memnotify_kernel_7), path = "glue_6.rs")]
+mod glue;
 mod registry;
 mod sampler;
 mod stats;
@@ -47,16 +55,27 @@ use kernel::types::{Opaque, ScopeGuard};
 use kernel::{c_str, new_mutex};
 
 use client::{destroy_client_cache, Client, CLIENT_CACHE};
-use ffi::{lock_class, module_param_uint, CShared, MiscDevice};
-use fops::{fasync, open, poll, read, release, write};
+use device::Device;
+use ffi::{lock_class, module_param_uint};
+use fops::MemnotifyFile;
 use registry::Registry;
 use sampler::{reclaim_count, reclaim_scan, sampler_run};
-use stats::{show_stat, STATS, STAT_COUNT};
+use stats::Stats;
 
+// 6.12's `module!` knows `author`, 7.x's `authors`: the rest is the same.
+#[cfg(not(memnotify_kernel_7))]
 module! {
     type: Memnotify,
     name: "memnotify",
     author: "memnotify developers",
+    description: "Low-memory notification through /dev/memnotify",
+    license: "GPL",
+}
+#[cfg(memnotify_kernel_7)]
+module! {
+    type: Memnotify,
+    name: "memnotify",
+    authors: ["memnotify developers"],
     description: "Low-memory notification through /dev/memnotify",
     license: "GPL",
 }
@@ -190,27 +209,12 @@ fn shared() -> &'static Shared {
     unsafe { &*shared }
 }
 
-/// The C structures of the registration: the misc device, its file operations and the
-/// statistics attribute group. Pinned: C keeps pointers into it.
-struct Registration {
-    misc: MiscDevice,
-    fops: bindings::file_operations,
-    attributes: [bindings::device_attribute; STAT_COUNT],
-    attribute_ptrs: [*mut bindings::attribute; STAT_COUNT + 1],
-    group: bindings::attribute_group,
-    groups: [*const bindings::attribute_group; 2],
-}
-
-// SAFETY: `init` fills the registration through a raw pointer before it registers the
-// misc device; from then on C reads it under the misc layer's lock, and Rust only takes
-// the address of its attributes (`show_stat`).
-unsafe impl ffi::HandedToC for Registration {}
-
-static REGISTRATION: AtomicPtr<Registration> = AtomicPtr::new(ptr::null_mut());
-
 struct Memnotify {
     shared: Pin<KBox<Shared>>,
-    registration: Pin<KBox<CShared<Registration>>>,
+    /// `None` only while `drop` runs, which deregisters the device first.
+    device: Option<Device<MemnotifyFile>>,
+    /// The statistics group the device's sysfs directory shows; outlives the device.
+    _stats: Stats,
     shrinker: *mut bindings::shrinker,
 }
 
@@ -271,78 +275,7 @@ impl kernel::Module for Memnotify {
         CLIENT_CACHE.store(cache, Ordering::Release);
         let destroy_cache = ScopeGuard::new(destroy_client_cache);
 
-        // SAFETY: all-zero is a valid `file_operations` (every callback absent).
-        let mut fops: bindings::file_operations = unsafe { core::mem::zeroed() };
-        fops.owner = module.as_ptr();
-        fops.open = Some(open);
-        fops.release = Some(release);
-        fops.read = Some(read);
-        fops.write = Some(write);
-        fops.poll = Some(poll);
-        fops.fasync = Some(fasync);
-        fops.llseek = Some(bindings::default_llseek);
-
-        // SAFETY: all-zero is a valid `device_attribute` (no callbacks).
-        let mut attributes: [bindings::device_attribute; STAT_COUNT] =
-            unsafe { core::mem::zeroed() };
-        for (attribute, stat) in attributes.iter_mut().zip(STATS.iter()) {
-            attribute.attr.name = stat.name.as_char_ptr();
-            attribute.attr.mode = 0o444;
-            attribute.show = Some(show_stat as ffi::ShowFn);
-            // `sysfs_attr_init`: these attributes live in the heap (`Registration`), so
-            // lockdep needs them to point at a key in static storage; without it kernfs
-            // falls back to the `skey` inside the attribute, which lockdep rejects
-            // ("BUG: key … has not been registered!") and then turns itself off.
-            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
-            {
-                attribute.attr.key = lock_class!();
-            }
-        }
-        let registration = KBox::pin(
-            CShared::new(Registration {
-                misc: MiscDevice {
-                    minor: ffi::MISC_DYNAMIC_MINOR,
-                    name: c_str!("memnotify").as_char_ptr(),
-                    fops: ptr::null(),
-                    // SAFETY: all-zero is an unlinked `list_head`, as in C's static initialisers.
-                    list: unsafe { core::mem::zeroed() },
-                    parent: ptr::null_mut(),
-                    this_device: ptr::null_mut(),
-                    groups: ptr::null(),
-                    nodename: ptr::null(),
-                    mode: 0,
-                },
-                fops,
-                attributes,
-                attribute_ptrs: [ptr::null_mut(); STAT_COUNT + 1],
-                // SAFETY: all-zero is an empty `attribute_group`.
-                group: unsafe { core::mem::zeroed() },
-                groups: [ptr::null(); 2],
-            }),
-            GFP_KERNEL,
-        )?;
-        let raw = registration.get();
-        // SAFETY: `raw` points to the pinned registration, not yet shared with C; the
-        // pointers set here point into the same allocation.
-        unsafe {
-            for i in 0..STAT_COUNT {
-                (*raw).attribute_ptrs[i] = ptr::addr_of_mut!((*raw).attributes[i].attr);
-            }
-            (*raw).group.name = c_str!("statistics").as_char_ptr();
-            (*raw).group.attrs = (*raw).attribute_ptrs.as_mut_ptr();
-            (*raw).groups[0] = ptr::addr_of!((*raw).group);
-            (*raw).misc.fops = ptr::addr_of!((*raw).fops);
-            (*raw).misc.groups = (*raw).groups.as_ptr();
-            let mut mode = DEV_MODE.load(Ordering::Relaxed) & 0o777;
-            if DEV_GID.load(Ordering::Relaxed) != 0 {
-                // The group check is done in `open`: misc devices have no node group.
-                mode |= 0o066;
-            }
-            (*raw).misc.mode = mode as bindings::umode_t;
-        }
-        REGISTRATION.store(raw, Ordering::Release);
-        let unpublish_registration =
-            ScopeGuard::new(|| REGISTRATION.store(ptr::null_mut(), Ordering::Release));
+        let stats = Stats::new()?;
 
         // SAFETY: `shrinker_alloc` takes a printf format; the name has no conversions.
         let shrinker = unsafe { bindings::shrinker_alloc(0, c_str!("memnotify").as_char_ptr()) };
@@ -359,13 +292,13 @@ impl kernel::Module for Memnotify {
         // SAFETY: registered above; `shrinker_free` waits for running callbacks.
         let free_shrinker = ScopeGuard::new(|| unsafe { bindings::shrinker_free(shrinker) });
 
-        // SAFETY: the registration is pinned and lives until `drop` deregisters it.
-        let ret = unsafe { ffi::misc_register(ptr::addr_of_mut!((*raw).misc)) };
-        if ret != 0 {
-            return Err(Error::from_errno(ret));
+        let mut mode = DEV_MODE.load(Ordering::Relaxed) & 0o777;
+        if DEV_GID.load(Ordering::Relaxed) != 0 {
+            // The group check is done in `open`: misc devices have no node group.
+            mode |= 0o066;
         }
+        let device = Device::register(module, c_str!("memnotify"), mode, stats.groups())?;
         free_shrinker.dismiss();
-        unpublish_registration.dismiss();
         destroy_cache.dismiss();
         unpublish_shared.dismiss();
         pr_info!(
@@ -376,7 +309,8 @@ impl kernel::Module for Memnotify {
         );
         Ok(Memnotify {
             shared,
-            registration,
+            device: Some(device),
+            _stats: stats,
             shrinker,
         })
     }
@@ -386,8 +320,7 @@ impl Drop for Memnotify {
     fn drop(&mut self) {
         // No file can be open (each holds a module reference), so no new work can be
         // queued by a file; stop the other sources in order.
-        // SAFETY: registered in `init`.
-        unsafe { ffi::misc_deregister(ptr::addr_of_mut!((*self.registration.get()).misc)) };
+        drop(self.device.take());
         // SAFETY: registered in `init`; `shrinker_free` waits for running callbacks.
         unsafe { bindings::shrinker_free(self.shrinker) };
         // SAFETY: initialised in `init`; this also stops a self-rearming work item.
@@ -397,7 +330,6 @@ impl Drop for Memnotify {
         unsafe { bindings::rcu_barrier() };
         destroy_client_cache();
         SHARED.store(ptr::null_mut(), Ordering::Release);
-        REGISTRATION.store(ptr::null_mut(), Ordering::Release);
         pr_info!("unloaded\n");
     }
 }
