@@ -2,7 +2,7 @@
 # the Yocto kernel, the xtask QEMU kernels and the Buildroot kernel use the same files:
 #   qemu/configs/memnotify.config                  Rust, modules, PSI, ... (no Yocto copy of it)
 #   qemu/configs/swap-on.config, swap-off.config   the swap choice (MEMNOTIFY_SWAP)
-#   kernel-module/patches/0001-*.patch             the export of si_swapinfo (6.18 has Rust on
+#   kernel-module/patches/6.12/0001-*.patch        the export of si_swapinfo (6.18 has Rust on
 #                                                  ARMv7 itself: 0002, its 6.12 backport, is not used)
 #   qemu/check-kconfig.sh                          the check that Kconfig kept every option
 # The layer's linux-yocto append inherits this class when DISTRO_FEATURES contains "memnotify".
@@ -19,7 +19,7 @@ MEMNOTIFY_SWAP ??= "on"
 # were in the append, and the append must use FILESEXTRAPATHS with THISDIR; the files are in the
 # repository around the layer, which only MEMNOTIFY_SRCDIR names.
 # nooelint: oelint.vars.fileextrapaths,oelint.vars.noncoreoverride
-FILESEXTRAPATHS:prepend := "${MEMNOTIFY_LAYERDIR}/recipes-kernel/linux/linux-yocto:${MEMNOTIFY_SRCDIR}/qemu/configs:${MEMNOTIFY_SRCDIR}/kernel-module/patches:"
+FILESEXTRAPATHS:prepend := "${MEMNOTIFY_LAYERDIR}/recipes-kernel/linux/linux-yocto:${MEMNOTIFY_SRCDIR}/qemu/configs:${MEMNOTIFY_SRCDIR}/kernel-module/patches/6.12:"
 
 # kernel-yocto only takes fragments named *.cfg from SRC_URI, so a small .scc of this layer names
 # the repository's *.config files, which are fetched next to it (noncoreoverride: above).

@@ -450,6 +450,7 @@ pub fn bench(cell: Cell, mem: Option<&str>, timeout: Option<u64>, args: &[String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Series;
 
     fn report_with(keys: &[&str]) -> Value {
         let figures: Vec<Value> = keys
@@ -487,14 +488,11 @@ mod tests {
         // overshoot_kib_psi unmeasured.
         figures[11]["value"] = Value::Null;
         figures[11]["note"] = json!("PSI never fired");
-        let cell = Cell {
-            arch: Arch::X86_64,
-            swap: false,
-        };
+        let cell = Cell::new(Arch::X86_64, false, Series::V6_12);
         let host = json!({"loadavg_before": "0.50",
                           "source": {"commit": "abc1234", "changed": ["kernel-module/memnotify.rs"]}});
         let results = assemble(cell, &report, host).unwrap();
-        assert_eq!(results["cell"], "x86_64-swapoff");
+        assert_eq!(results["cell"], "x86_64-swapoff-6.12");
         assert_eq!(results["eval_ns_1"], 10.0);
         assert_eq!(results["eval_ns_10000"], 20.0);
         assert_eq!(results["overshoot_kib_psi"], Value::Null);
@@ -514,10 +512,7 @@ mod tests {
     #[test]
     fn assemble_refuses_a_report_without_a_required_key() {
         let report = report_with(&REQUIRED[1..]);
-        let cell = Cell {
-            arch: Arch::Arm64,
-            swap: true,
-        };
+        let cell = Cell::new(Arch::Arm64, true, Series::V6_12);
         let error = assemble(cell, &report, Value::Null)
             .unwrap_err()
             .to_string();
@@ -530,10 +525,7 @@ mod tests {
         let figures = report["figures"].as_array_mut().unwrap();
         figures[0]["value"] = json!(0);
         figures[12]["value"] = Value::Null;
-        let cell = Cell {
-            arch: Arch::X86_64,
-            swap: true,
-        };
+        let cell = Cell::new(Arch::X86_64, true, Series::V6_12);
         let host = json!({"loadavg_before": "0.50",
                           "source": {"commit": "abc1234", "changed": ["kernel-module/memnotify.rs"]}});
         let results = assemble(cell, &report, host).unwrap();
@@ -552,10 +544,7 @@ mod tests {
             0,
             json!({"key": "bytes_per_open_file", "value": 900, "unit": "bytes", "trials": 3, "note": "a|b"}),
         );
-        let cell = Cell {
-            arch: Arch::X86_64,
-            swap: false,
-        };
+        let cell = Cell::new(Arch::X86_64, false, Series::V6_12);
         let host = json!({"loadavg_before": "0.50",
                           "source": {"commit": "abc1234", "changed": ["kernel-module/memnotify.rs"]}});
         let results = assemble(cell, &report, host).unwrap();
@@ -570,7 +559,7 @@ mod tests {
             .starts_with("earlyoom_rss_over_daemon_rss"));
         let md = markdown(&results);
         assert!(md.contains("| bytes_per_open_file | 900 | bytes | 3 | a\\|b |"));
-        assert!(md.starts_with("#### x86_64-swapoff (kernel 6.12.57 x86_64, 2 CPU(s)"));
+        assert!(md.starts_with("#### x86_64-swapoff-6.12 (kernel 6.12.57 x86_64, 2 CPU(s)"));
         assert!(md.contains("host load average 0.50 before"));
         assert!(md.contains("commit abc1234 with changes in kernel-module/memnotify.rs)"));
     }

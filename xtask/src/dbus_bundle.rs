@@ -55,11 +55,7 @@ const BINARIES: &[&str] = &["dbus-daemon", "dbus-send", "dbus-monitor", "dbus-uu
 
 /// The C compiler for `arch`'s dynamically linked programs.
 fn c_compiler(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "gcc",
-        Arch::Arm64 => "aarch64-linux-gnu-gcc",
-        Arch::Arm => "arm-linux-gnueabihf-gcc",
-    }
+    arch.facts().c_compiler
 }
 
 /// Finds `relative` in one of the unpacked packages.
@@ -73,7 +69,7 @@ fn find_in(unpacked: &[PathBuf], relative: &str) -> Result<PathBuf> {
 
 /// Compiles `qemu/glib-memory-monitor.c` against Debian's GLib for `arch`.
 fn glib_program(arch: Arch, unpacked: &[PathBuf], search: &[PathBuf], out: &Path) -> Result<()> {
-    let triple = debian::triple(arch);
+    let triple = arch.facts().multiarch;
     let include = find_in(unpacked, "usr/include/glib-2.0")?;
     let config_include = find_in(unpacked, &format!("usr/lib/{triple}/glib-2.0/include"))?;
     let mut cc = Command::new(c_compiler(arch));

@@ -14,44 +14,10 @@ use anyhow::{bail, Context, Result};
 use crate::util::{cache_dir, output_of};
 use crate::Arch;
 
-/// Debian's name of an architecture.
-pub fn deb_arch(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "amd64",
-        Arch::Arm64 => "arm64",
-        Arch::Arm => "armhf",
-    }
-}
-
-/// Debian's multiarch triple of an architecture (`/usr/lib/<triple>`).
-pub fn triple(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "x86_64-linux-gnu",
-        Arch::Arm64 => "aarch64-linux-gnu",
-        Arch::Arm => "arm-linux-gnueabihf",
-    }
-}
-
 /// Where the host keeps shared libraries of `arch` (the native ones, or the multiarch
 /// and cross packages for arm64 and armhf).
 fn library_dirs(arch: Arch) -> &'static [&'static str] {
-    match arch {
-        Arch::X86_64 => &[
-            "/lib/x86_64-linux-gnu",
-            "/usr/lib/x86_64-linux-gnu",
-            "/lib64",
-        ],
-        Arch::Arm64 => &[
-            "/lib/aarch64-linux-gnu",
-            "/usr/lib/aarch64-linux-gnu",
-            "/usr/aarch64-linux-gnu/lib",
-        ],
-        Arch::Arm => &[
-            "/lib/arm-linux-gnueabihf",
-            "/usr/lib/arm-linux-gnueabihf",
-            "/usr/arm-linux-gnueabihf/lib",
-        ],
-    }
+    arch.facts().library_dirs
 }
 
 /// Unpacks Debian's `package` for `arch` into the cache (once) and returns the directory.
@@ -60,7 +26,7 @@ fn library_dirs(arch: Arch) -> &'static [&'static str] {
 pub fn unpack(arch: Arch, package: &str) -> Result<PathBuf> {
     let (package, deb_arch) = match package.strip_suffix(":all") {
         Some(name) => (name, "all"),
-        None => (package, deb_arch(arch)),
+        None => (package, arch.facts().deb_arch),
     };
     let unpacked = cache_dir().join(format!("debs/{package}-{deb_arch}"));
     if unpacked.exists() {
@@ -108,11 +74,87 @@ pub fn unpack(arch: Arch, package: &str) -> Result<PathBuf> {
     Ok(unpacked)
 }
 
+/// Downloads Debian's `package` at `version` from `apt_source` (`URI suite component`) into
+/// `work`, through a temporary sources list and package lists of its own, so that the
+/// machine's apt configuration stays as it is. When Debian has dropped `version` (its
+/// suites keep only the newest), takes the newest of the package and says so in one line.
+/// Returns the .deb and the version it holds.
+pub fn download_pinned(
+    package: &str,
+    version: &str,
+    apt_source: &str,
+    work: &Path,
+) -> Result<(PathBuf, String)> {
+    if work.exists() {
+        std::fs::remove_dir_all(work)?;
+    }
+    std::fs::create_dir_all(work.join("lists/partial"))?;
+    std::fs::create_dir_all(work.join("cache/archives/partial"))?;
+    let sources = work.join("sources.list");
+    std::fs::write(
+        &sources,
+        format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {apt_source}\n"),
+    )?;
+    let options = [
+        format!("Dir::Etc::sourcelist={}", sources.display()),
+        "Dir::Etc::sourceparts=-".to_string(),
+        format!("Dir::State::Lists={}", work.join("lists").display()),
+        format!("Dir::Cache={}", work.join("cache").display()),
+        "APT::Get::List-Cleanup=0".to_string(),
+        // The download directory is ours, not apt's `_apt` user's.
+        "APT::Sandbox::User=root".to_string(),
+    ];
+    let apt_get = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command.current_dir(work).arg("-q");
+        for option in &options {
+            command.args(["-o", option]);
+        }
+        command.args(args);
+        command
+    };
+    eprintln!("==> {package} {version}: downloading from {apt_source}");
+    let status = apt_get(&["update"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running apt-get update")?;
+    if !status.success() {
+        bail!("apt-get update for {apt_source} failed");
+    }
+    let pinned = apt_get(&["download", &format!("{package}={version}")])
+        .status()
+        .context("running apt-get download")?;
+    if !pinned.success() {
+        let newest = apt_get(&["download", package])
+            .status()
+            .context("running apt-get download")?;
+        if !newest.success() {
+            bail!("apt-get download {package} failed ({apt_source})");
+        }
+    }
+    let deb = std::fs::read_dir(work)?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "deb"))
+        .context("apt-get download produced no .deb")?;
+    let taken = output_of(
+        "dpkg-deb",
+        &["--field", deb.to_str().context("path")?, "Version"],
+    )?;
+    if taken != version {
+        println!(
+            "note {package} {version} is gone from Debian; using {taken}, the newest \
+             (bump the pin in xtask/src/kernel.rs)"
+        );
+    }
+    Ok((deb, taken))
+}
+
 /// The library directories inside an unpacked package.
 pub fn package_library_dirs(arch: Arch, unpacked: &Path) -> Vec<PathBuf> {
     [
-        format!("lib/{}", triple(arch)),
-        format!("usr/lib/{}", triple(arch)),
+        format!("lib/{}", arch.facts().multiarch),
+        format!("usr/lib/{}", arch.facts().multiarch),
     ]
     .iter()
     .map(|dir| unpacked.join(dir))

@@ -1,17 +1,134 @@
-//! `cargo xtask kernel` and `cargo xtask module`: a Rust-enabled 6.12 kernel per cell, cached
-//! outside the repository under a hash of every input, and the module built against it.
+//! `cargo xtask kernel` and `cargo xtask module`: a Rust-enabled kernel per cell (Linux 6.12
+//! or 7.3, from Debian's source packages, pinned), cached outside the repository under a
+//! hash of every input, and the module built against it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::setup::{self, KERNEL_CLIPPY, KERNEL_RUSTC, KERNEL_SOURCE_PACKAGE, KERNEL_TARBALL};
-use crate::util::{cache_dir, output_of, run_logged, sorted_files, target_dir, InputHash};
-use crate::{project_root, Arch, Cell};
+use crate::setup::{self, KERNEL_CLIPPY, KERNEL_RUSTC};
+use crate::util::{cache_dir, run_logged, sorted_files, target_dir, InputHash};
+use crate::{debian, project_root, Arch, Cell};
 
 /// Bump when the way kernels are built changes, so old cache entries are not reused.
 const RECIPE_VERSION: &str = "1";
+
+/// A kernel series the module is built and tested against.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Series {
+    /// Linux 6.12 LTS (Debian bookworm's `linux-source-6.12`), the default.
+    #[default]
+    V6_12,
+    /// Linux 7.3 (Debian trixie-backports' `linux-source-7.3`), the newest Debian ships.
+    V7_3,
+}
+
+/// What xtask knows about one kernel series: where its source comes from.
+pub struct SeriesFacts {
+    /// `--kernel`'s value, the patch directory and the Kconfig fragment's name.
+    pub name: &'static str,
+    /// The Debian source package and the pinned version of it. When Debian has dropped that
+    /// version (security updates replace it), the newest of the package is taken instead
+    /// and a line says so; bump the pin to make that the cached one.
+    pub package: &'static str,
+    pub pinned: &'static str,
+    /// The apt source (one-line format, without the `deb` and options) it comes from.
+    pub apt_source: &'static str,
+}
+
+const V6_12: SeriesFacts = SeriesFacts {
+    name: "6.12",
+    package: "linux-source-6.12",
+    pinned: "6.12.118-1~deb12u1",
+    apt_source: "http://deb.debian.org/debian-security bookworm-security main",
+};
+
+const V7_3: SeriesFacts = SeriesFacts {
+    name: "7.3",
+    package: "linux-source-7.3",
+    pinned: "7.3.4-1~bpo13+1",
+    apt_source: "http://deb.debian.org/debian trixie-backports main",
+};
+
+impl Series {
+    pub const ALL: [Series; 2] = [Series::V6_12, Series::V7_3];
+
+    pub fn facts(self) -> &'static SeriesFacts {
+        match self {
+            Series::V6_12 => &V6_12,
+            Series::V7_3 => &V7_3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.facts().name
+    }
+
+    pub fn parse(text: &str) -> Result<Series> {
+        match Series::ALL.into_iter().find(|series| series.name() == text) {
+            Some(series) => Ok(series),
+            None => bail!("unknown kernel '{text}': use 6.12 or 7.3"),
+        }
+    }
+}
+
+/// The source tarball of a series and the Debian version it came from.
+struct Source {
+    tarball: PathBuf,
+    version: String,
+}
+
+/// The series' source tarball, from the cache or downloaded (`apt-get download` through a
+/// temporary sources list: the machine's apt configuration is left alone).
+fn source(series: Series) -> Result<Source> {
+    let facts = series.facts();
+    let dir = cache_dir().join(format!("sources/{}", facts.package));
+    let _lock = lock_file(&dir.with_extension("lock"))?;
+    // The version last taken for this pin (itself, or the newest when the pin was gone).
+    let resolved = dir.join(format!("{}.resolved", facts.pinned));
+    if let Ok(version) = std::fs::read_to_string(&resolved) {
+        let tarball = dir.join(format!("{version}/{}.tar.xz", facts.package));
+        if tarball.exists() {
+            return Ok(Source { tarball, version });
+        }
+    }
+    let (deb, version) = debian::download_pinned(
+        facts.package,
+        facts.pinned,
+        facts.apt_source,
+        &dir.join("download"),
+    )?;
+    let unpacked = dir.join(&version);
+    let staging = dir.join(format!("{version}.unpacking"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(&staging)?;
+    let member = format!("./usr/src/{}.tar.xz", facts.package);
+    let script = format!(
+        "dpkg-deb --fsys-tarfile '{}' | tar -x -C '{}' --strip-components=3 '{member}'",
+        deb.display(),
+        staging.display()
+    );
+    let mut extract = Command::new("sh");
+    extract.args(["-c", &script]);
+    run_logged(
+        extract,
+        &dir.join("extract.log"),
+        &format!("taking {member} out of {}", facts.package),
+    )?;
+    if unpacked.exists() {
+        std::fs::remove_dir_all(&unpacked)?;
+    }
+    std::fs::rename(&staging, &unpacked)?;
+    std::fs::remove_dir_all(dir.join("download"))?;
+    std::fs::write(&resolved, &version)?;
+    Ok(Source {
+        tarball: unpacked.join(format!("{}.tar.xz", facts.package)),
+        version,
+    })
+}
 
 /// A configured and built kernel tree.
 pub struct Kernel {
@@ -22,11 +139,7 @@ pub struct Kernel {
 impl Kernel {
     /// The boot image QEMU loads.
     pub fn image(&self) -> PathBuf {
-        self.build_dir.join(match self.arch {
-            Arch::X86_64 => "arch/x86/boot/bzImage",
-            Arch::Arm64 => "arch/arm64/boot/Image",
-            Arch::Arm => "arch/arm/boot/zImage",
-        })
+        self.build_dir.join(self.arch.facts().kernel_image)
     }
 
     /// The kernel's own initramfs generator (no root needed for device nodes).
@@ -46,15 +159,15 @@ fn make_command(build_dir: &Path, arch: Arch) -> Command {
         .env("PATH", setup::kernel_path_env())
         .arg("-C")
         .arg(build_dir)
-        .arg(format!("ARCH={}", arch.kernel_arch()))
+        .arg(format!("ARCH={}", arch.facts().kernel_arch))
         .arg("LLVM=1")
         .arg(format!("RUSTC={KERNEL_RUSTC}"))
         .arg(format!("BINDGEN={}", setup::bindgen().display()));
     command
 }
 
-/// The fragments merged onto tinyconfig for a cell, in order.
-/// The debug variant (`--debug`) adds `debug.config` last.
+/// The fragments merged onto tinyconfig for a cell, in order: shared ones, then the one
+/// for what the kernel series names differently. The debug variant adds `debug.config` last.
 pub fn fragments(cell: Cell) -> Vec<PathBuf> {
     let configs = project_root().join("qemu/configs");
     let mut fragments = vec![
@@ -62,33 +175,33 @@ pub fn fragments(cell: Cell) -> Vec<PathBuf> {
         configs.join(format!("qemu-{}.config", cell.arch.name())),
         configs.join("memnotify.config"),
         configs.join(format!("swap-{}.config", cell.swap_name())),
+        configs.join(format!("kernel-{}.config", cell.kernel.name())),
     ];
-    if crate::debug_kernel() {
+    if cell.debug {
         fragments.push(configs.join("debug.config"));
     }
     fragments
 }
 
-/// The project's kernel patches, applied in name order.
-pub fn patches() -> Result<Vec<PathBuf>> {
-    sorted_files(&project_root().join("kernel-module/patches"), "patch")
-}
-
-fn source_version() -> Result<String> {
-    output_of(
-        "dpkg-query",
-        &["-W", "-f=${Version}", KERNEL_SOURCE_PACKAGE],
+/// The project's kernel patches for a series (`kernel-module/patches/<series>/`), applied
+/// in name order.
+pub fn patches(series: Series) -> Result<Vec<PathBuf>> {
+    sorted_files(
+        &project_root()
+            .join("kernel-module/patches")
+            .join(series.name()),
+        "patch",
     )
 }
 
 /// Unpacks the Debian kernel source once per (source version, patch set) and applies the patches.
-pub fn source_tree() -> Result<PathBuf> {
+fn source_tree(series: Series, source: &Source) -> Result<PathBuf> {
     let mut hash = InputHash::default();
-    hash.add("source", source_version()?.as_bytes());
-    for patch in patches()? {
+    hash.add("source", source.version.as_bytes());
+    for patch in patches(series)? {
         hash.add_file(&patch)?;
     }
-    let dir = cache_dir().join(format!("src/linux-6.12-{}", hash.short()));
+    let dir = cache_dir().join(format!("src/linux-{}-{}", series.name(), hash.short()));
     let _lock = lock_file(&dir.with_extension("lock"))?;
     if dir.join(".memnotify-ready").exists() {
         return Ok(dir);
@@ -101,7 +214,7 @@ pub fn source_tree() -> Result<PathBuf> {
     let mut untar = Command::new("tar");
     untar
         .arg("-xf")
-        .arg(KERNEL_TARBALL)
+        .arg(&source.tarball)
         .arg("-C")
         .arg(&staging)
         .arg("--strip-components=1");
@@ -110,7 +223,7 @@ pub fn source_tree() -> Result<PathBuf> {
         &staging.with_extension("log"),
         "unpacking the kernel source",
     )?;
-    for patch in patches()? {
+    for patch in patches(series)? {
         let mut apply = Command::new("patch");
         apply
             .current_dir(&staging)
@@ -136,13 +249,13 @@ pub fn source_tree() -> Result<PathBuf> {
 }
 
 /// The cache key of a cell's kernel: source, patches, fragments, toolchain, recipe.
-fn kernel_key(cell: Cell) -> Result<String> {
+fn kernel_key(cell: Cell, source: &Source) -> Result<String> {
     let mut hash = InputHash::default();
     hash.add("recipe", RECIPE_VERSION.as_bytes())
-        .add("source", source_version()?.as_bytes())
+        .add("source", source.version.as_bytes())
         .add("arch", cell.arch.name().as_bytes())
         .add("toolchain", setup::toolchain_fingerprint()?.as_bytes());
-    for patch in patches()? {
+    for patch in patches(cell.kernel)? {
         hash.add_file(&patch)?;
     }
     for fragment in fragments(cell) {
@@ -154,7 +267,8 @@ fn kernel_key(cell: Cell) -> Result<String> {
 /// Builds (or reuses) the kernel for `cell`.
 pub fn kernel(cell: Cell) -> Result<Kernel> {
     setup::ensure()?;
-    let key = kernel_key(cell)?;
+    let source = source(cell.kernel)?;
+    let key = kernel_key(cell, &source)?;
     let build_dir = cache_dir().join(format!("kernels/{}-{key}", cell.name()));
     let kernel = Kernel {
         build_dir: build_dir.clone(),
@@ -168,7 +282,7 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
         eprintln!("==> kernel {cell}: cached ({})", build_dir.display());
         return Ok(kernel);
     }
-    let source = source_tree()?;
+    let source = source_tree(cell.kernel, &source)?;
     if build_dir.exists() {
         std::fs::remove_dir_all(&build_dir)?;
     }
@@ -189,7 +303,7 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
     let mut merge = Command::new(source.join("scripts/kconfig/merge_config.sh"));
     merge
         .env("PATH", setup::kernel_path_env())
-        .env("ARCH", cell.arch.kernel_arch())
+        .env("ARCH", cell.arch.facts().kernel_arch)
         .current_dir(&source)
         .args(["-m", "-O"])
         .arg(&build_dir)

@@ -1,6 +1,7 @@
 //! `cargo xtask`: build kernels, the module, userspace and images; boot them under QEMU; run
 //! scenarios; run the whole CI matrix. `cargo xtask help` lists the commands.
 
+mod arch;
 mod bench;
 mod buildroot;
 mod ci;
@@ -19,7 +20,6 @@ mod yocto;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -29,95 +29,74 @@ cargo xtask <command> [options]
 
 Commands:
   setup                              check and install every prerequisite (idempotent)
-  kernel     --arch A --swap S [--debug]
-                                     build (or reuse) the Rust-enabled 6.12 kernel of a cell
-  module     --arch A --swap S       build kernel-module/ against that kernel
+  kernel     --arch A --swap S [--kernel K] [--debug]
+                                     build (or reuse) the Rust-enabled kernel of a cell
+  module     --arch A --swap S [--kernel K]
+                                     build kernel-module/ against that kernel
   userspace  --arch A                build the static userspace binaries for the guest
-  image      --arch A --swap S [--extra DIR]
+  image      --arch A --swap S [--kernel K] [--extra DIR]
                                      build the gzip cpio initramfs
-  run        --arch A --swap S [--debug] [--mem 256M] [--extra DIR] [--timeout SECS] [-- CMD…]
+  run        --arch A --swap S [--kernel K] [--debug] [--mem 256M] [--extra DIR]
+             [--timeout SECS] [-- CMD…]
                                      boot under QEMU: a shell, or run CMD and exit with its status
-  qemu-test  [A] [--arch A] [--swap S] [--scenario NAMES] [--debug]
+  qemu-test  [A] [--arch A] [--swap S] [--kernel K] [--scenario NAMES] [--debug]
                                      NAMES: comma-separated, `module-*` selects by prefix
-                                     run the YAML scenarios of qemu/scenarios/ (default: all cells)
-  bench      --arch A --swap S [--mem 512M] [--timeout SECS] [-- --quick]
+                                     run the YAML scenarios of qemu/scenarios/ (default: all
+                                     six cells of the kernel series)
+  bench      --arch A --swap S [--kernel K] [--mem 512M] [--timeout SECS] [-- --quick]
                                      measure memnotify against a /proc/meminfo poller, PSI
                                      and earlyoom in the guest; table + target/bench/<cell>.json
   fuzz       [--seconds N] [--target NAME]
                                      host fuzzing of the protocol crate and memnotifyd's
                                      config parser (cargo-fuzz; N seconds per target, 60)
-  soak       --arch A --swap S [--debug] [--seconds N]
+  soak       --arch A --swap S [--kernel K] [--debug] [--seconds N]
                                      long reliability runs (guest fuzzer N s, default 600;
                                      churn, rmmod races, socket abuse, OOM) and a summary
-  ci                                 host checks, the whole matrix (6 cells, plus the
-                                     debug kernel on x86_64 and arm64), the layer checks;
-                                     MEMNOTIFY_CI_JOBS cells at a time (default 2)
+  ci                                 host checks, the whole matrix (six cells on 6.12, three
+                                     on 7.3, the 7.3 debug kernel on x86_64 and arm64), the
+                                     layer checks; MEMNOTIFY_CI_JOBS cells at a time (default 2)
   yocto-crates                       regenerate meta-memnotify's crate list from Cargo.lock
   yocto-check                        offline checks of the Yocto layer
   buildroot-check                    offline checks of the Buildroot tree
 
-A is x86_64, arm64 or arm (ARMv7), S is on or off (CONFIG_SWAP and an active swap disk).
+A is x86_64, arm64 or arm (ARMv7), S is on or off (CONFIG_SWAP and an active swap disk),
+K is the kernel series, 6.12 (the default) or 7.3: Debian's linux-source-6.12 or
+linux-source-7.3, each pinned in xtask/src/kernel.rs.
 --debug selects the debug kernel (qemu/configs/debug.config: lockdep, KASAN, kmemleak,
 DEBUG_OBJECTS, SLUB debugging), cached apart; qemu-test then also fails on kmemleak reports.
 Kernels are cached in $MEMNOTIFY_CACHE (default ~/.cache/memnotify); the rest lands in target/.
 ";
 
-/// A guest architecture.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Arch {
-    X86_64,
-    Arm64,
-    /// 32-bit ARMv7 (little-endian, hard-float userspace), the N9's kind of CPU.
-    Arm,
-}
+pub use arch::Arch;
+pub use kernel::Series;
 
-impl Arch {
-    pub const ALL: [Arch; 3] = [Arch::X86_64, Arch::Arm64, Arch::Arm];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-            Arch::Arm => "arm",
-        }
-    }
-
-    /// The kernel's ARCH= value.
-    pub fn kernel_arch(self) -> &'static str {
-        self.name()
-    }
-
-    /// The Rust target triple of the guest's userspace.
-    pub fn rust_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-unknown-linux-gnu",
-            Arch::Arm64 => "aarch64-unknown-linux-gnu",
-            Arch::Arm => "armv7-unknown-linux-gnueabihf",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Arch> {
-        match text {
-            "x86_64" | "x86-64" | "amd64" => Ok(Arch::X86_64),
-            "arm64" | "aarch64" => Ok(Arch::Arm64),
-            "arm" | "armv7" | "armhf" => Ok(Arch::Arm),
-            other => bail!("unknown arch '{other}': use x86_64, arm64 or arm"),
-        }
-    }
-}
-
-/// One cell of the test matrix: an architecture with swap on or off.
+/// One cell of the test matrix: an architecture with swap on or off, on a kernel series,
+/// with the normal or the debug kernel (`qemu/configs/debug.config`: lockdep, KASAN,
+/// kmemleak, ...).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Cell {
     pub arch: Arch,
     pub swap: bool,
+    pub kernel: Series,
+    pub debug: bool,
 }
 
 impl Cell {
-    pub fn all() -> Vec<Cell> {
+    /// A normal (not debug) cell.
+    pub fn new(arch: Arch, swap: bool, kernel: Series) -> Cell {
+        Cell {
+            arch,
+            swap,
+            kernel,
+            debug: false,
+        }
+    }
+
+    /// The six normal cells of a kernel series.
+    pub fn all(kernel: Series) -> Vec<Cell> {
         Arch::ALL
             .iter()
-            .flat_map(|&arch| [true, false].map(|swap| Cell { arch, swap }))
+            .flat_map(|&arch| [true, false].map(|swap| Cell::new(arch, swap, kernel)))
             .collect()
     }
 
@@ -129,32 +108,34 @@ impl Cell {
         }
     }
 
-    /// A file-name friendly name, e.g. `x86_64-swapoff` (`x86_64-swapoff-debug` with the
-    /// debug kernel), used for the kernel cache entry, module, image and log directories.
+    /// A file-name friendly name, e.g. `x86_64-swapoff-6.12` (`x86_64-swapoff-6.12-debug`
+    /// with the debug kernel), used for the kernel cache entry, module, image and log
+    /// directories.
     pub fn name(self) -> String {
-        let debug = if debug_kernel() { "-debug" } else { "" };
-        format!("{}-swap{}{debug}", self.arch.name(), self.swap_name())
+        let debug = if self.debug { "-debug" } else { "" };
+        format!(
+            "{}-swap{}-{}{debug}",
+            self.arch.name(),
+            self.swap_name(),
+            self.kernel.name()
+        )
     }
 }
 
 impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} swap={}", self.arch.name(), self.swap_name())?;
-        if debug_kernel() {
+        write!(
+            f,
+            "{} swap={} {}",
+            self.arch.name(),
+            self.swap_name(),
+            self.kernel.name()
+        )?;
+        if self.debug {
             write!(f, " debug")?;
         }
         Ok(())
     }
-}
-
-/// Set by `--debug`: this xtask run uses the debug kernel variant (lockdep, KASAN,
-/// kmemleak, ...; `qemu/configs/debug.config`). One command uses one variant, so the
-/// choice is process-wide rather than a field every build step passes along.
-static DEBUG_KERNEL: AtomicBool = AtomicBool::new(false);
-
-/// Whether this run uses the debug kernel variant.
-pub fn debug_kernel() -> bool {
-    DEBUG_KERNEL.load(Ordering::Relaxed)
 }
 
 fn parse_swap(text: &str) -> Result<bool> {
@@ -176,6 +157,7 @@ struct Options {
     timeout: Option<u64>,
     seconds: Option<u64>,
     target: Option<String>,
+    kernel: Option<Series>,
     debug: bool,
     command: Vec<String>,
 }
@@ -187,15 +169,21 @@ impl Options {
                 .arch
                 .context("--arch is required (x86_64, arm64 or arm)")?,
             swap: self.swap.context("--swap is required (on or off)")?,
+            kernel: self.kernel.unwrap_or_default(),
+            debug: self.debug,
         })
     }
 
-    /// The cells selected by --arch/--swap, each defaulting to all.
+    /// The cells selected by --arch/--swap, each defaulting to all, on the --kernel series
+    /// (default 6.12), with the debug kernel if --debug (which leaves ARMv7 out).
     fn cells(&self) -> Vec<Cell> {
-        Cell::all()
+        Cell::all(self.kernel.unwrap_or_default())
             .into_iter()
-            // The debug kernel needs KASAN, which Rust on 32-bit ARM excludes (patches/0002).
-            .filter(|cell| !(debug_kernel() && cell.arch == Arch::Arm))
+            .map(|cell| Cell {
+                debug: self.debug,
+                ..cell
+            })
+            .filter(|cell| !cell.debug || cell.arch.facts().debug_kernel)
             .filter(|cell| self.arch.is_none_or(|arch| arch == cell.arch))
             .filter(|cell| self.swap.is_none_or(|swap| swap == cell.swap))
             .collect()
@@ -215,6 +203,7 @@ fn parse_options(mut parser: lexopt::Parser) -> Result<Options> {
             Long("timeout") => options.timeout = Some(parser.value()?.parse()?),
             Long("seconds") => options.seconds = Some(parser.value()?.parse()?),
             Long("target") => options.target = Some(parser.value()?.string()?),
+            Long("kernel") => options.kernel = Some(Series::parse(&parser.value()?.string()?)?),
             Long("debug") => options.debug = true,
             Value(value) if options.arch.is_none() => {
                 options.arch = Some(Arch::parse(&value.string()?)?)
@@ -254,18 +243,28 @@ fn real_main() -> Result<()> {
     };
     let mut options = parse_options(lexopt::Parser::from_args(args.into_iter().skip(1)))?;
     options.command = command;
+    const CELL_COMMANDS: &[&str] = &[
+        "kernel",
+        "module",
+        "image",
+        "run",
+        "qemu-test",
+        "bench",
+        "soak",
+    ];
+    if options.kernel.is_some() && !CELL_COMMANDS.contains(&subcommand.as_str()) {
+        bail!("--kernel applies to {}", CELL_COMMANDS.join(", "));
+    }
     if options.debug {
-        if !["kernel", "module", "image", "run", "qemu-test", "soak"].contains(&subcommand.as_str())
-        {
+        if !CELL_COMMANDS.contains(&subcommand.as_str()) || subcommand == "bench" {
             bail!("--debug applies to kernel, module, image, run, qemu-test and soak");
         }
-        if options.arch == Some(Arch::Arm) {
+        if options.arch.is_some_and(|arch| !arch.facts().debug_kernel) {
             bail!(
-                "--debug needs KASAN, which Rust on 32-bit ARM does not support \
-                 (kernel-module/patches/0002); use x86_64 or arm64"
+                "--debug needs KASAN, which Rust on 32-bit ARM does not support; \
+                 use x86_64 or arm64"
             );
         }
-        DEBUG_KERNEL.store(true, Ordering::Relaxed);
     }
     let sh = Shell::new()?;
     sh.change_dir(project_root());

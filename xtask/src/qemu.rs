@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::image::{self, Image};
 use crate::util::target_dir;
-use crate::{Arch, Cell};
+use crate::Cell;
 
 /// How the guest's /init behaves (see qemu/initramfs/init).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,30 +45,13 @@ pub fn qemu_command(boot: &Boot<'_>) -> Result<Command> {
             }
         ),
         format!("mn_swap={}", boot.cell.swap_name()),
+        format!("mn_kernel={}", boot.cell.kernel.name()),
         format!("mn_module={}", u8::from(boot.load_module)),
     ];
-    let mut qemu = match boot.cell.arch {
-        Arch::X86_64 => {
-            append.insert(0, "console=ttyS0".to_string());
-            let mut qemu = Command::new("qemu-system-x86_64");
-            qemu.args(["-accel", "tcg", "-cpu", "max"]);
-            qemu
-        }
-        Arch::Arm64 => {
-            append.insert(0, "console=ttyAMA0".to_string());
-            let mut qemu = Command::new("qemu-system-aarch64");
-            qemu.args(["-M", "virt", "-cpu", "cortex-a57"]);
-            qemu
-        }
-        Arch::Arm => {
-            append.insert(0, "console=ttyAMA0".to_string());
-            let mut qemu = Command::new("qemu-system-arm");
-            // highmem=off: a 32-bit kernel without LPAE cannot reach the PCI window
-            // QEMU places above 4 GiB.
-            qemu.args(["-M", "virt,highmem=off", "-cpu", "cortex-a15"]);
-            qemu
-        }
-    };
+    let facts = boot.cell.arch.facts();
+    append.insert(0, format!("console={}", facts.console));
+    let mut qemu = Command::new(facts.qemu_system);
+    qemu.args(facts.qemu_machine);
     qemu.args([
         "-smp",
         "2",

@@ -495,7 +495,7 @@ pub fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Re
     }
     let mut transcript = String::new();
     let mut checks = AfterSteps::default();
-    let result = drive(command, scenario, &mut transcript, &mut checks);
+    let result = drive(command, cell, scenario, &mut transcript, &mut checks);
     std::fs::write(log, &transcript)?;
     std::fs::write(log.with_extension("kernel.log"), &checks.kernel_log)?;
     result?;
@@ -664,6 +664,7 @@ fn harness_command(
 
 fn drive(
     command: std::process::Command,
+    cell: Cell,
     scenario: &Scenario,
     transcript: &mut String,
     checks: &mut AfterSteps,
@@ -739,7 +740,7 @@ fn drive(
         }
     }
     checks.kernel_log = harness_command(&mut session, "KLOG", "dmesg -r", Duration::from_secs(60))?;
-    if crate::debug_kernel() {
+    if cell.debug {
         // kmemleak ignores objects younger than 5 s, so the last step's allocations wait;
         // then two scans a little apart, as its documentation suggests.
         let scan = "sleep 5; echo scan > /sys/kernel/debug/kmemleak; sleep 2; \

@@ -17,9 +17,6 @@ pub const LLVM_BIN: &str = "/usr/lib/llvm-19/bin";
 pub const KERNEL_RUSTC: &str = "/usr/bin/rustc";
 /// Debian's clippy-driver matching [`KERNEL_RUSTC`], for `CLIPPY=1` module builds.
 pub const KERNEL_CLIPPY: &str = "/usr/bin/clippy-driver";
-/// The kernel source package and its tarball.
-pub const KERNEL_SOURCE_PACKAGE: &str = "linux-source-6.12";
-pub const KERNEL_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 const BINDGEN_VERSION: &str = "0.73.2";
 /// cargo-fuzz for `cargo xtask fuzz` (the host fuzz targets in `fuzz/`).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -40,7 +37,6 @@ const PACKAGES: &[&str] = &[
     "kmod",
     "python3",
     "shellcheck",
-    KERNEL_SOURCE_PACKAGE,
     "rustc-web",
     "rust-web-src",
     "rust-web-clippy",
@@ -261,11 +257,8 @@ fn bindgen_version(path: &Path) -> Option<String> {
 
 /// The Debian architecture whose busybox-static the guest of `arch` runs.
 fn busybox_deb_arch(arch: crate::Arch) -> Option<&'static str> {
-    match arch {
-        crate::Arch::X86_64 => None,
-        crate::Arch::Arm64 => Some("arm64"),
-        crate::Arch::Arm => Some("armhf"),
-    }
+    let facts = arch.facts();
+    (!facts.native).then_some(facts.deb_arch)
 }
 
 /// busybox for the guest: Debian's busybox-static for amd64, unpacked from the arm64 or

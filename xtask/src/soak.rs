@@ -246,7 +246,7 @@ pub fn soak(cell: Cell, fuzz_seconds: u64) -> Result<()> {
         start.elapsed().as_secs_f64() / 60.0,
         total.inputs,
         total.faults,
-        if crate::debug_kernel() {
+        if cell.debug {
             " (kmemleak scanned)"
         } else {
             " (slab and refcount; kmemleak needs --debug)"

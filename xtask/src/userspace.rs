@@ -32,16 +32,13 @@ const BUILD_STD_CRATES: &str = "std,panic_abort";
 
 /// Whether `arch`'s standard library is built from source rather than taken from a package.
 fn builds_std_from_source(arch: Arch) -> bool {
-    arch == Arch::Arm
+    arch.facts().builds_std_from_source
 }
 
 /// The C cross compiler that links `arch`'s binaries against its static glibc.
 fn cross_linker(arch: Arch) -> Option<&'static str> {
-    match arch {
-        Arch::X86_64 => None,
-        Arch::Arm64 => Some("aarch64-linux-gnu-gcc"),
-        Arch::Arm => Some("arm-linux-gnueabihf-gcc"),
-    }
+    let facts = arch.facts();
+    (!facts.native).then_some(facts.c_compiler)
 }
 
 /// Cargo's target directory for `arch`. Builds of std from source use their own: the
@@ -99,7 +96,7 @@ fn cargo_build(
     features: Option<&str>,
     what: &str,
 ) -> Result<PathBuf> {
-    let target = arch.rust_target();
+    let target = arch.facts().rust_target;
     let mut cargo = Command::new("cargo");
     cargo
         .current_dir(project_root())
