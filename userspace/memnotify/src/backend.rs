@@ -138,6 +138,17 @@ pub(crate) fn wait_ready(
     flags: PollFlags,
     timeout: Option<Duration>,
 ) -> Result<bool, Error> {
+    poll_ready(fd, flags, timeout).map_err(|error| Error::io("poll", error.into()))
+}
+
+/// `poll` on one descriptor: true when `fd` has `flags` (or an error or hang-up) within
+/// `timeout` (`None`: no limit), false on timeout or when a signal cut the wait short
+/// (the caller decides whether to wait again).
+pub fn poll_ready(
+    fd: std::os::fd::BorrowedFd<'_>,
+    flags: PollFlags,
+    timeout: Option<Duration>,
+) -> Result<bool, rustix::io::Errno> {
     let mut fds = [PollFd::from_borrowed_fd(fd, flags)];
     let timespec = timeout.map(|limit| Timespec {
         tv_sec: limit.as_secs() as i64,
@@ -145,9 +156,8 @@ pub(crate) fn wait_ready(
     });
     match rustix::event::poll(&mut fds, timespec.as_ref()) {
         Ok(count) => Ok(count > 0),
-        // A signal: the caller decides whether to wait again.
         Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(error) => Err(Error::io("poll", error.into())),
+        Err(error) => Err(error),
     }
 }
 

@@ -32,7 +32,7 @@ mod psi;
 pub mod signals;
 pub mod sysfs;
 
-pub use backend::{open, open_with, Backend, BackendKind, Options};
+pub use backend::{open, open_with, poll_ready, Backend, BackendKind, Options};
 pub use device::{thresholds_write, Device, DEVICE_PATH};
 pub use error::Error;
 pub use event::{Crossing, Direction, Event};

@@ -11,13 +11,17 @@
 //!
 //! The run is reproducible up to thread scheduling: `--seed` fixes every random choice.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memnotify_proto::{parse_line, parse_thresholds, Figure, Units, LINE_MAX, WRITE_MAX};
+use rustix::event::{epoll, PollFd, PollFlags, Timespec};
+use rustix::fs::{OFlags, SeekFrom};
+use rustix::io::Errno;
+use rustix::mm::MprotectFlags;
 
-use crate::{errno, open, poll_in, pread_into};
+use crate::{open, open_device, poll_in, pread_into, read_into, Mapping, Result};
 
 /// A small, seedable generator (xorshift64*): no dependency, same sequence everywhere.
 struct Rng(u64);
@@ -97,76 +101,76 @@ impl Context {
     }
 
     /// Writes `bytes` and checks the result against the parser.
-    fn write_checked(&self, fd: i32, bytes: &[u8], what: &str) {
+    fn write_checked(&self, fd: BorrowedFd<'_>, bytes: &[u8], what: &str) {
         let past_end = ends_past_loff_max(fd, bytes.len());
-        let n = crate::write_raw(fd, bytes);
-        let err = errno();
+        let result = rustix::io::write(fd, bytes);
         Counts::add(&self.counts.writes);
         if past_end {
             // The VFS refuses it before the module sees it.
-            if !(n < 0 && err == libc::EINVAL) {
+            if result != Err(Errno::INVAL) {
                 self.fail(format!(
-                    "{what}: write past the largest offset returned {n}"
+                    "{what}: write past the largest offset returned {result:?}"
                 ));
             }
             return;
         }
         let valid = bytes.len() <= WRITE_MAX && parse_thresholds(bytes, self.units).is_ok();
-        if n >= 0 {
-            Counts::add(&self.counts.accepted);
-            if !valid || n as usize != bytes.len() {
-                self.fail(format!(
-                    "{what}: write of {} bytes {:?} returned {n}, the parser says {}",
-                    bytes.len(),
-                    shorten(bytes),
-                    if valid { "valid" } else { "invalid" }
-                ));
+        let verdict = if valid { "valid" } else { "invalid" };
+        match result {
+            Ok(n) => {
+                Counts::add(&self.counts.accepted);
+                if !valid || n != bytes.len() {
+                    self.fail(format!(
+                        "{what}: write of {} bytes {:?} returned {n}, the parser says {verdict}",
+                        bytes.len(),
+                        shorten(bytes),
+                    ));
+                }
             }
-        } else {
-            Counts::add(&self.counts.rejected);
-            // ENOMEM is allowed: the module reserves tree nodes and a guest may be short.
-            if valid && err != libc::ENOMEM || !valid && err != libc::EINVAL {
-                self.fail(format!(
-                    "{what}: write of {} bytes {:?} failed with errno {err}, the parser says {}",
-                    bytes.len(),
-                    shorten(bytes),
-                    if valid { "valid" } else { "invalid" }
-                ));
+            Err(errno) => {
+                Counts::add(&self.counts.rejected);
+                // ENOMEM is allowed: the module reserves tree nodes and a guest may be short.
+                if valid && errno != Errno::NOMEM || !valid && errno != Errno::INVAL {
+                    self.fail(format!(
+                        "{what}: write of {} bytes {:?} failed with {errno}, the parser says {verdict}",
+                        bytes.len(),
+                        shorten(bytes),
+                    ));
+                }
             }
         }
     }
 
     /// Reads with a buffer of `size` (at `offset` with pread) and checks what came back.
-    /// The offset is a full 64-bit `loff_t` on every target (`pread64`): on 32-bit ARM
-    /// `off_t` is 32 bits, which would hide the kernel's large-offset edges.
-    fn read_checked(&self, fd: i32, size: usize, offset: Option<libc::off64_t>, what: &str) {
+    /// The offset is a full 64-bit `loff_t` on every target (rustix passes its bits to
+    /// `pread64`): on 32-bit ARM `off_t` is 32 bits, which would hide the kernel's
+    /// large-offset edges. A negative offset goes as its two's complement.
+    fn read_checked(&self, fd: BorrowedFd<'_>, size: usize, offset: Option<i64>, what: &str) {
         let mut buf = vec![0u8; size];
         let past_end = offset.is_none() && ends_past_loff_max(fd, size);
-        // SAFETY: `buf` is a valid, writable buffer of `size` bytes.
-        let n = unsafe {
-            match offset {
-                None => libc::read(fd, buf.as_mut_ptr().cast(), size),
-                Some(offset) => libc::pread64(fd, buf.as_mut_ptr().cast(), size, offset),
-            }
+        let result = match offset {
+            None => rustix::io::read(fd, &mut buf[..]),
+            Some(offset) => rustix::io::pread(fd, &mut buf[..], offset as u64),
         };
-        let err = errno();
         Counts::add(match offset {
             None => &self.counts.reads,
             Some(_) => &self.counts.preads,
         });
-        if n < 0 {
-            // The VFS refuses a negative offset, or one whose end does not fit a loff_t.
-            let bad_offset = offset.is_some_and(|offset| {
-                offset < 0 || offset.checked_add(size as libc::off64_t).is_none()
-            });
-            if !((bad_offset || past_end) && err == libc::EINVAL) {
-                self.fail(format!(
-                    "{what}: read of {size} at {offset:?} failed with errno {err}"
-                ));
+        let n = match result {
+            Ok(n) => n,
+            Err(errno) => {
+                // The VFS refuses a negative offset, or one whose end does not fit a loff_t.
+                let bad_offset = offset
+                    .is_some_and(|offset| offset < 0 || offset.checked_add(size as i64).is_none());
+                if !((bad_offset || past_end) && errno == Errno::INVAL) {
+                    self.fail(format!(
+                        "{what}: read of {size} at {offset:?} failed with {errno}"
+                    ));
+                }
+                return;
             }
-            return;
-        }
-        let got = &buf[..n as usize];
+        };
+        let got = &buf[..n];
         if let Err(problem) = check_line_prefix(got, size) {
             self.fail(format!("{what}: read of {size} at {offset:?}: {problem}"));
         }
@@ -178,10 +182,9 @@ impl Context {
 
 /// Whether `count` bytes from the file's position would end past the largest `loff_t`
 /// (after an `lseek` far out), which the VFS refuses with EINVAL.
-fn ends_past_loff_max(fd: i32, count: usize) -> bool {
-    // SAFETY: lseek on our descriptor, not moving it.
-    let position = unsafe { libc::lseek64(fd, 0, libc::SEEK_CUR) };
-    position >= 0 && position.checked_add(count as libc::off64_t).is_none()
+fn ends_past_loff_max(fd: BorrowedFd<'_>, count: usize) -> bool {
+    rustix::fs::seek(fd, SeekFrom::Current(0))
+        .is_ok_and(|position| (position as i64).checked_add(count as i64).is_none())
 }
 
 /// A read returns the start of one line: `used ...`, printable, at most `LINE_MAX` bytes,
@@ -221,11 +224,6 @@ fn shorten(bytes: &[u8]) -> String {
     } else {
         text
     }
-}
-
-fn close(fd: i32) {
-    // SAFETY: closing a descriptor this module opened.
-    unsafe { libc::close(fd) };
 }
 
 const KEYS: &[&str] = &[
@@ -392,80 +390,63 @@ fn structured_cases(used: u64) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Reads with invalid buffers: the kernel must answer EFAULT, not oops.
-fn bad_buffers(ctx: &Context, fd: i32) {
-    let page = 4096usize;
-    // SAFETY: a fresh anonymous mapping; its second page is made inaccessible below.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            2 * page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if map == libc::MAP_FAILED {
+fn bad_buffers(ctx: &Context, fd: BorrowedFd<'_>) {
+    let page = rustix::param::page_size();
+    let Ok(map) = Mapping::new(2 * page) else {
         ctx.fail("mmap for the bad-buffer cases failed".into());
         return;
+    };
+    let guard = map.address() + page;
+    // SAFETY: the second page of our own mapping becomes a guard page; nothing in Rust
+    // refers to it.
+    if unsafe { rustix::mm::mprotect(guard as *mut _, page, MprotectFlags::empty()) }.is_err() {
+        ctx.fail("mprotect for the bad-buffer cases failed".into());
+        return;
     }
-    // SAFETY: the mapping is ours; the last page becomes a guard page.
-    unsafe { libc::mprotect(map.cast::<u8>().add(page).cast(), page, libc::PROT_NONE) };
-    let guard = map as usize + page;
     let cases: [(&str, usize, usize); 5] = [
         ("NULL", 0, 256),
         ("guard page", guard, 256),
         ("line across the guard page", guard - 20, 256),
         ("kernel address", usize::MAX - 4095, 256),
-        ("huge count", map as usize, isize::MAX as usize),
+        ("huge count", map.address(), isize::MAX as usize),
     ];
     for (name, address, count) in cases {
-        // SAFETY: the kernel validates user pointers; these are meant to be invalid.
-        let n = unsafe { libc::pread(fd, address as *mut libc::c_void, count, 0) };
-        let err = errno();
+        let result = crate::read_to_address(fd, address, count, Some(0));
         Counts::add(&ctx.counts.preads);
         Counts::add(&ctx.counts.faults);
         let ok = if name == "huge count" {
-            n > 0 || err == libc::EFAULT
+            matches!(result, Ok(1..) | Err(Errno::FAULT))
         } else {
-            n < 0 && err == libc::EFAULT
+            result == Err(Errno::FAULT)
         };
         if !ok {
-            ctx.fail(format!("read into {name}: returned {n}, errno {err}"));
+            ctx.fail(format!("read into {name}: returned {result:?}"));
         }
-        // SAFETY: as above.
-        let n = unsafe { libc::write(fd, address as *const libc::c_void, count.min(200)) };
-        let err = errno();
+        let result = crate::write_from_address(fd, address, count.min(200));
         Counts::add(&ctx.counts.writes);
         Counts::add(&ctx.counts.faults);
         // The huge-count write reads 200 zero bytes: NULs only, an empty write.
-        let ok = if name == "huge count" {
-            n < 0 && err == libc::EINVAL
+        let expected = if name == "huge count" {
+            Errno::INVAL
         } else {
-            n < 0 && err == libc::EFAULT
+            Errno::FAULT
         };
-        if !ok {
-            ctx.fail(format!("write from {name}: returned {n}, errno {err}"));
+        if result != Err(expected) {
+            ctx.fail(format!("write from {name}: returned {result:?}"));
         }
     }
-    let n = unsafe {
-        // SAFETY: a count over WRITE_MAX is refused before the buffer is touched.
-        libc::write(fd, map, usize::MAX >> 1)
-    };
-    let err = errno();
+    // A count over WRITE_MAX is refused before the buffer is touched.
+    let result = crate::write_from_address(fd, map.address(), usize::MAX >> 1);
     Counts::add(&ctx.counts.writes);
-    if !(n < 0 && (err == libc::EINVAL || err == libc::EFAULT)) {
-        ctx.fail(format!(
-            "write of count isize::MAX: returned {n}, errno {err}"
-        ));
+    if !matches!(result, Err(Errno::INVAL | Errno::FAULT)) {
+        ctx.fail(format!("write of count isize::MAX: returned {result:?}"));
     }
-    // SAFETY: unmapping the mapping made above.
-    unsafe { libc::munmap(map, 2 * page) };
 }
 
 /// One thread's share of the single-file phase.
-fn single_file(ctx: &Context, rng: &mut Rng, used: u64, deadline: Instant) -> Result<(), String> {
-    let fd = open(libc::O_RDWR)?;
+fn single_file(ctx: &Context, rng: &mut Rng, used: u64, deadline: Instant) -> Result<()> {
+    let file = open(OFlags::RDWR)?;
+    let fd = file.as_fd();
     for (name, bytes) in structured_cases(used) {
         ctx.write_checked(fd, &bytes, &name);
         ctx.read_checked(fd, 256, Some(0), &name);
@@ -486,7 +467,7 @@ fn single_file(ctx: &Context, rng: &mut Rng, used: u64, deadline: Instant) -> Re
         4096,
         1 << 20,
     ];
-    let offsets: [libc::off64_t; 11] = [0, 1, 2, 7, 254, 255, 256, 4096, i64::MAX, -1, i64::MIN];
+    let offsets: [i64; 11] = [0, 1, 2, 7, 254, 255, 256, 4096, i64::MAX, -1, i64::MIN];
     for &size in &sizes {
         for &offset in &offsets {
             ctx.read_checked(fd, size, Some(offset), "sizes and offsets");
@@ -506,14 +487,28 @@ fn single_file(ctx: &Context, rng: &mut Rng, used: u64, deadline: Instant) -> Re
             1 => ctx.read_checked(fd, size, Some(0), "random pread 0"),
             2 => ctx.read_checked(fd, size, Some(*rng.pick(&offsets)), "random pread"),
             _ => {
-                let whence = *rng.pick(&[libc::SEEK_SET, libc::SEEK_CUR, libc::SEEK_END, 7]);
-                // SAFETY: lseek on our descriptor; any result is acceptable.
-                unsafe { libc::lseek64(fd, *rng.pick(&offsets), whence) };
+                let which = rng.below(4);
+                seek_anyhow(fd, *rng.pick(&offsets), which);
             }
         }
     }
-    close(fd);
     Ok(())
+}
+
+/// `lseek` with any offset and one of SEEK_SET, SEEK_CUR, SEEK_END or the invalid
+/// whence 7 (`which` 0 to 3); any result is acceptable. rustix cannot express a bad
+/// whence, so that one case is a libc call.
+fn seek_anyhow(fd: BorrowedFd<'_>, offset: i64, which: u64) {
+    let _ = match which {
+        0 => rustix::fs::seek(fd, SeekFrom::Start(offset as u64)),
+        1 => rustix::fs::seek(fd, SeekFrom::Current(offset)),
+        2 => rustix::fs::seek(fd, SeekFrom::End(offset)),
+        _ => {
+            // SAFETY: lseek on a descriptor we hold, with a whence the kernel refuses.
+            unsafe { libc::lseek64(fd.as_raw_fd(), offset, 7) };
+            return;
+        }
+    };
 }
 
 extern "C" fn count_sigio(_: libc::c_int) {
@@ -522,7 +517,7 @@ extern "C" fn count_sigio(_: libc::c_int) {
 
 static SIGIO_SEEN: AtomicU64 = AtomicU64::new(0);
 
-fn current_used(fd: i32) -> u64 {
+fn current_used(fd: BorrowedFd<'_>) -> u64 {
     let mut buf = [0u8; 256];
     pread_into(fd, &mut buf)
         .ok()
@@ -530,171 +525,165 @@ fn current_used(fd: i32) -> u64 {
         .map_or(0, |snapshot| snapshot.figures.get(Figure::Used))
 }
 
+/// Switches SIGIO for `fd` on or off (`O_ASYNC`).
+fn set_async(fd: BorrowedFd<'_>, on: bool) {
+    if let Ok(flags) = rustix::fs::fcntl_getfl(fd) {
+        let flags = if on {
+            flags | OFlags::ASYNC
+        } else {
+            flags - OFlags::ASYNC
+        };
+        let _ = rustix::fs::fcntl_setfl(fd, flags);
+    }
+}
+
+/// A poll or epoll wait of up to 50 ms.
+fn short_wait(rng: &mut Rng) -> Timespec {
+    Timespec {
+        tv_sec: 0,
+        tv_nsec: rng.below(50) as i64 * 1_000_000,
+    }
+}
+
 /// The shared-file phase: every kind of user of one file at once.
-fn shared_file(ctx: &Arc<Context>, seed: u64, deadline: Instant) -> Result<(), String> {
-    let fd = open(libc::O_RDWR)?;
+fn shared_file(ctx: &Context, seed: u64, deadline: Instant) -> Result<()> {
+    let file = open(OFlags::RDWR)?;
+    let fd = file.as_fd();
+    // rustix has no signal handlers and no F_SETOWN: libc's.
     // SAFETY: installing a handler that only bumps an atomic counter.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = count_sigio as *const () as libc::sighandler_t;
         action.sa_flags = libc::SA_RESTART;
         libc::sigaction(libc::SIGIO, &action, std::ptr::null_mut());
-        libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
     }
-    let mut threads = Vec::new();
-    let spawn = |threads: &mut Vec<std::thread::JoinHandle<()>>,
-                 index: u64,
-                 work: fn(&Context, i32, &mut Rng)| {
-        let ctx = Arc::clone(ctx);
-        threads.push(std::thread::spawn(move || {
-            let mut rng = Rng::new(seed ^ (index << 32));
-            while !ctx.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                work(&ctx, fd, &mut rng);
-            }
-        }));
-    };
-    // Writers: thresholds around the current `used`, so the hog makes them cross.
-    for index in 0..2 {
-        spawn(&mut threads, index, |ctx, fd, rng| {
-            let used = current_used(fd);
-            let bytes = if rng.chance(3) {
-                grammar_write(rng, used)
-            } else {
-                format!(
-                    "used {} hysteresis {}",
-                    used + rng.below(4096),
-                    rng.below(512)
-                )
-                .into_bytes()
-            };
-            ctx.write_checked(fd, &bytes, "concurrent write");
-            // Give the thresholds time to cross before the next write re-arms them.
-            std::thread::sleep(Duration::from_millis(rng.below(40)));
-        });
-    }
-    // Readers.
-    spawn(&mut threads, 2, |ctx, fd, rng| {
-        let size = *rng.pick(&[1usize, 10, 255, 256, 4096]);
-        let offset = if rng.chance(2) { None } else { Some(0) };
-        ctx.read_checked(fd, size, offset, "concurrent read");
-    });
-    // Pollers: poll, then epoll.
-    spawn(&mut threads, 3, |ctx, fd, rng| {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+    crate::set_owner(fd)?;
+    std::thread::scope(|scope| {
+        let spawn = |index: u64, work: fn(&Context, BorrowedFd<'_>, &mut Rng)| {
+            scope.spawn(move || {
+                let mut rng = Rng::new(seed ^ (index << 32));
+                while !ctx.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    work(ctx, fd, &mut rng);
+                }
+            });
         };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, rng.below(50) as i32) };
-        Counts::add(&ctx.counts.polls);
-        if n > 0 {
-            if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
-                ctx.fail(format!("poll on an open file: revents {:#x}", pfd.revents));
-            }
-            if pfd.revents & libc::POLLIN != 0 {
-                Counts::add(&ctx.counts.events);
-                ctx.read_checked(fd, 256, None, "read after POLLIN");
-            }
+        // Writers: thresholds around the current `used`, so the hog makes them cross.
+        for index in 0..2 {
+            spawn(index, |ctx, fd, rng| {
+                let used = current_used(fd);
+                let bytes = if rng.chance(3) {
+                    grammar_write(rng, used)
+                } else {
+                    format!(
+                        "used {} hysteresis {}",
+                        used + rng.below(4096),
+                        rng.below(512)
+                    )
+                    .into_bytes()
+                };
+                ctx.write_checked(fd, &bytes, "concurrent write");
+                // Give the thresholds time to cross before the next write re-arms them.
+                std::thread::sleep(Duration::from_millis(rng.below(40)));
+            });
         }
-    });
-    spawn(&mut threads, 4, |ctx, fd, rng| {
-        // SAFETY: a fresh epoll instance watching our descriptor, closed below.
-        unsafe {
-            let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-            let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: 0,
+        // Readers.
+        spawn(2, |ctx, fd, rng| {
+            let size = *rng.pick(&[1usize, 10, 255, 256, 4096]);
+            let offset = if rng.chance(2) { None } else { Some(0) };
+            ctx.read_checked(fd, size, offset, "concurrent read");
+        });
+        // Pollers: poll, then epoll.
+        spawn(3, |ctx, fd, rng| {
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let n = rustix::event::poll(&mut fds, Some(&short_wait(rng))).unwrap_or(0);
+            Counts::add(&ctx.counts.polls);
+            if n > 0 {
+                let revents = fds[0].revents();
+                if revents.intersects(PollFlags::ERR | PollFlags::NVAL) {
+                    ctx.fail(format!("poll on an open file: revents {revents:?}"));
+                }
+                if revents.contains(PollFlags::IN) {
+                    Counts::add(&ctx.counts.events);
+                    ctx.read_checked(fd, 256, None, "read after POLLIN");
+                }
+            }
+        });
+        spawn(4, |ctx, fd, rng| {
+            // A fresh epoll instance watching our descriptor, closed when dropped.
+            let Ok(ep) = epoll::create(epoll::CreateFlags::CLOEXEC) else {
+                return;
             };
-            libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut event);
-            let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 1];
-            let n = libc::epoll_wait(ep, ready.as_mut_ptr(), 1, rng.below(50) as i32);
+            let flags = epoll::EventFlags::IN | epoll::EventFlags::ET;
+            let _ = epoll::add(&ep, fd, epoll::EventData::new_u64(0), flags);
+            let mut ready = Vec::with_capacity(1);
+            let spare = rustix::buffer::spare_capacity(&mut ready);
+            let n = epoll::wait(&ep, spare, Some(&short_wait(rng))).unwrap_or(0);
             Counts::add(&ctx.counts.polls);
             if n > 0 {
                 Counts::add(&ctx.counts.events);
             }
-            libc::close(ep);
-        }
-    });
-    // SIGIO on and off.
-    spawn(&mut threads, 5, |ctx, fd, rng| {
-        // SAFETY: fcntl on our descriptor.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            let flags = if rng.chance(2) {
-                flags | libc::O_ASYNC
+        });
+        // SIGIO on and off.
+        spawn(5, |ctx, fd, rng| {
+            set_async(fd, rng.chance(2));
+            Counts::add(&ctx.counts.fasync_toggles);
+            std::thread::sleep(Duration::from_millis(rng.below(20)));
+        });
+        // Open/close churn and closing a file under a poller.
+        spawn(6, |ctx, _, rng| {
+            let writable = rng.chance(2);
+            let other = match open_device(if writable {
+                OFlags::RDWR
             } else {
-                flags & !libc::O_ASYNC
+                OFlags::RDONLY
+            }) {
+                Ok(other) => other,
+                Err(errno) => {
+                    ctx.fail(format!("open during the run: {errno}"));
+                    return;
+                }
             };
-            libc::fcntl(fd, libc::F_SETFL, flags);
-        }
-        Counts::add(&ctx.counts.fasync_toggles);
-        std::thread::sleep(Duration::from_millis(rng.below(20)));
-    });
-    // Open/close churn and closing a file under a poller.
-    spawn(&mut threads, 6, |ctx, _, rng| {
-        let writable = rng.chance(2);
-        let Ok(other) = open(if writable {
-            libc::O_RDWR
-        } else {
-            libc::O_RDONLY
-        }) else {
-            ctx.fail(format!("open during the run: errno {}", errno()));
-            return;
-        };
-        Counts::add(&ctx.counts.opens);
-        if writable {
-            let used = current_used(other);
-            ctx.write_checked(other, format!("used {}", used + 1).as_bytes(), "churn");
-        }
-        if rng.chance(2) {
-            let poller = std::thread::spawn(move || {
-                let mut pfd = libc::pollfd {
-                    fd: other,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one pollfd; the descriptor may be closed meanwhile (POLLNVAL).
-                unsafe { libc::poll(&mut pfd, 1, 30) };
-            });
-            std::thread::sleep(Duration::from_millis(rng.below(10)));
-            close(other);
-            Counts::add(&ctx.counts.closes_under_poll);
-            let _ = poller.join();
-        } else {
-            close(other);
-        }
-    });
-    // The hog: allocate and free so `used` moves across the writers' thresholds.
-    spawn(&mut threads, 7, |ctx, _, rng| {
-        let size = (8 + rng.below(24) as usize) << 20;
-        // SAFETY: an anonymous mapping, touched and unmapped here.
-        unsafe {
-            let map = libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if map != libc::MAP_FAILED {
-                libc::memset(map, 1, size);
-                std::thread::sleep(Duration::from_millis(rng.below(100)));
-                libc::munmap(map, size);
+            Counts::add(&ctx.counts.opens);
+            if writable {
+                let used = current_used(other.as_fd());
+                ctx.write_checked(
+                    other.as_fd(),
+                    format!("used {}", used + 1).as_bytes(),
+                    "churn",
+                );
             }
-        }
-        Counts::add(&ctx.counts.hog_cycles);
+            if rng.chance(2) {
+                let raw = other.as_raw_fd();
+                let poller = std::thread::spawn(move || {
+                    let mut pfd = libc::pollfd {
+                        fd: raw,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // rustix's poll borrows the descriptor, and this poll is meant to
+                    // outlive it, so it is libc's on the bare number.
+                    // SAFETY: one pollfd; the descriptor may be closed meanwhile (POLLNVAL).
+                    unsafe { libc::poll(&mut pfd, 1, 30) };
+                });
+                std::thread::sleep(Duration::from_millis(rng.below(10)));
+                drop(other);
+                Counts::add(&ctx.counts.closes_under_poll);
+                let _ = poller.join();
+            }
+        });
+        // The hog: allocate and free so `used` moves across the writers' thresholds.
+        spawn(7, |ctx, _, rng| {
+            let size = (8 + rng.below(24) as usize) << 20;
+            if let Ok(map) = Mapping::new(size) {
+                map.fill();
+                std::thread::sleep(Duration::from_millis(rng.below(100)));
+            }
+            Counts::add(&ctx.counts.hog_cycles);
+        });
     });
-    for thread in threads {
-        let _ = thread.join();
-    }
-    // SAFETY: fcntl on our descriptor: SIGIO off before the close.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_ASYNC);
-    }
-    close(fd);
+    // SIGIO off before the close.
+    set_async(fd, false);
+    drop(file);
     ctx.counts
         .sigio
         .store(SIGIO_SEEN.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -703,80 +692,75 @@ fn shared_file(ctx: &Arc<Context>, seed: u64, deadline: Instant) -> Result<(), S
 
 /// The device still works: a fresh file reads a valid first line, then EOF, and a
 /// threshold just above `used` fires when this process allocates past it.
-fn still_works() -> Result<(), String> {
-    let fd = open(libc::O_RDWR)?;
+fn still_works() -> Result<()> {
+    let fd = open(OFlags::RDWR)?;
     let mut buf = [0u8; 256];
-    let n = crate::read_into(fd, &mut buf)?;
+    let n = read_into(&fd, &mut buf)?;
     let first = parse_line(&buf[..n]).map_err(|e| format!("fresh first read: {e:?}"))?;
     if first.seq != 0 {
-        return Err(format!("a fresh file has seq {}", first.seq));
+        return Err(format!("a fresh file has seq {}", first.seq).into());
     }
-    if crate::read_into(fd, &mut buf)? != 0 {
+    if read_into(&fd, &mut buf)? != 0 {
         return Err("a fresh file's second read is not EOF".into());
     }
     let used = first.figures.get(Figure::Used);
-    crate::set_thresholds(fd, &format!("used {}", used + 4096))?;
-    let size = 48usize << 20;
-    let map = crate::anonymous_map(size).map_err(|error| format!("the final check: {error}"))?;
-    // SAFETY: the mapping is `size` bytes long.
-    unsafe { libc::memset(map, 1, size) };
-    let fired = poll_in(fd, Duration::from_secs(20));
+    crate::set_thresholds(&fd, &format!("used {}", used + 4096))?;
+    let map = Mapping::new(48 << 20).map_err(|error| error.during("the final check"))?;
+    map.fill();
+    let fired = poll_in(&fd, Duration::from_secs(20));
     // Read before the memory goes: freeing it crosses back down, a second event.
-    let n = crate::read_into(fd, &mut buf);
-    // SAFETY: unmapping the mapping made above.
-    unsafe { libc::munmap(map, size) };
+    let n = read_into(&fd, &mut buf);
+    drop(map);
     if !fired? {
         return Err(format!(
             "no event for 'used {}' within 20 s after allocating 48 MiB",
             used + 4096
-        ));
+        )
+        .into());
     }
     let n = n?;
     let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
     let snapshot = parse_line(line.as_bytes()).map_err(|e| format!("{line:?}: {e:?}"))?;
     if snapshot.seq != 1 {
-        return Err(format!("the event's line has seq {}", snapshot.seq));
+        return Err(format!("the event's line has seq {}", snapshot.seq).into());
     }
     println!("after the run: threshold fired: {line}");
-    close(fd);
     Ok(())
 }
 
 /// `mn-probe fuzz [--seconds N] [--seed S]`.
-pub fn fuzz(args: &[String]) -> Result<(), String> {
+pub fn fuzz(args: &[String]) -> Result<()> {
     let mut seconds = 20u64;
-    let mut seed = crate::now_ns();
+    let mut seed = memnotify::monotonic_ns();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
-        let mut number = |what: &str| -> Result<u64, String> {
+        let mut number = |what: &str| -> Result<u64> {
             iter.next()
                 .and_then(|v| v.parse().ok())
-                .ok_or(format!("{what} needs a number"))
+                .ok_or_else(|| format!("{what} needs a number").into())
         };
         match arg.as_str() {
             "--seconds" => seconds = number("--seconds")?,
             "--seed" => seed = number("--seed")?,
-            other => return Err(format!("fuzz: unknown argument {other:?}")),
+            other => return Err(format!("fuzz: unknown argument {other:?}").into()),
         }
     }
     println!("fuzz: seed {seed}, {seconds} s");
-    let probe = open(libc::O_RDONLY)?;
+    let probe = open(OFlags::RDONLY)?;
     let mut buf = [0u8; 256];
-    let n = crate::read_into(probe, &mut buf)?;
+    let n = read_into(&probe, &mut buf)?;
     let first = parse_line(&buf[..n]).map_err(|e| format!("first line: {e:?}"))?;
-    close(probe);
-    // SAFETY: plain syscall.
-    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    drop(probe);
     let units = Units {
-        page_shift: page_size.trailing_zeros(),
+        page_shift: memnotify::page_shift(),
         total_pages: first.figures.get(Figure::Total),
     };
-    let ctx = Arc::new(Context {
+    let ctx = Context {
         units,
         counts: Counts::default(),
         failures: std::sync::Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
-    });
+    };
     let start = Instant::now();
     let mut rng = Rng::new(seed);
     let used = first.figures.get(Figure::Used);
@@ -808,7 +792,7 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
     );
     let failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).len();
     if failures > 0 {
-        return Err(format!("{failures} mismatches (listed above)"));
+        return Err(format!("{failures} mismatches (listed above)").into());
     }
     still_works()?;
     println!("fuzz: 0 mismatches; the device still answers");

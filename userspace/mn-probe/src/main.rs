@@ -6,14 +6,20 @@
 mod fuzz;
 mod socket;
 
-use std::ffi::CString;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use memnotify::sysfs::STATISTICS_DIR;
+use memnotify::{monotonic_ns, DEVICE_PATH};
 use memnotify_proto::{parse_line, Figure};
-
-const DEVICE: &str = "/dev/memnotify";
+use rustix::event::epoll;
+use rustix::event::{PollFlags, Timespec};
+use rustix::fs::{Mode, OFlags, SeekFrom};
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+use rustix::process::{Gid, Resource, Rlimit, Uid};
 
 const USAGE: &str = "\
 usage: mn-probe <command> [args]
@@ -70,108 +76,206 @@ fn main() -> ExitCode {
         Some("daemon-socket") => socket::daemon_socket(&args[1..]),
         Some("daemon-socket-per-uid") => socket::daemon_socket_per_uid(&args[1..]),
         Some("race-open") => race_open(&args[1..]),
-        _ => Err(USAGE.to_string()),
+        _ => Err(USAGE.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            println!("mn-probe: FAIL: {message}");
+        Err(error) => {
+            println!("mn-probe: FAIL: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Error {
+    /// A system call failed: what was being done, and the kernel's answer.
+    Sys { what: String, errno: Errno },
+    /// The device (or the daemon) did not behave as the protocol says, or bad arguments.
+    Check(String),
 }
 
-/// An anonymous private read-write mapping of `size` bytes; the caller unmaps it.
-fn anonymous_map(size: usize) -> Result<*mut libc::c_void, String> {
-    // SAFETY: a fresh anonymous mapping aliases nothing.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        return Err(os_error("mmap"));
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // `Errno` shows as `std::io::Error` does: "Permission denied (os error 13)".
+            Error::Sys { what, errno } => write!(f, "{what}: {errno}"),
+            Error::Check(message) => f.write_str(message),
+        }
     }
-    Ok(map)
 }
 
-fn os_error(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
-}
-
-fn open(flags: i32) -> Result<i32, String> {
-    let path = CString::new(DEVICE).expect("no NUL");
-    // SAFETY: `path` is a valid C string.
-    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(os_error("open /dev/memnotify"));
+impl Error {
+    /// The same error with `during` in front of what failed.
+    pub fn during(self, during: &str) -> Error {
+        match self {
+            Error::Sys { what, errno } => Error::Sys {
+                what: format!("{during}: {what}"),
+                errno,
+            },
+            Error::Check(message) => Error::Check(format!("{during}: {message}")),
+        }
     }
-    Ok(fd)
 }
 
-fn write_raw(fd: i32, bytes: &[u8]) -> isize {
-    // SAFETY: `bytes` is a valid buffer of its length.
-    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
-}
-
-fn set_thresholds(fd: i32, thresholds: &str) -> Result<(), String> {
-    let n = write_raw(fd, thresholds.as_bytes());
-    if n != thresholds.len() as isize {
-        return Err(os_error(&format!("write {thresholds:?}")));
+impl From<String> for Error {
+    fn from(message: String) -> Error {
+        Error::Check(message)
     }
-    Ok(())
 }
 
-fn read_into(fd: i32, buf: &mut [u8]) -> Result<usize, String> {
-    // SAFETY: `buf` is a valid, writable buffer of its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(os_error("read"));
+impl From<&str> for Error {
+    fn from(message: &str) -> Error {
+        Error::Check(message.to_string())
     }
-    Ok(n as usize)
 }
 
-fn pread_into(fd: i32, buf: &mut [u8]) -> Result<usize, String> {
-    // SAFETY: `buf` is a valid, writable buffer of its length.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n < 0 {
-        return Err(os_error("pread"));
+/// For `map_err`: a failed system call with what was being done.
+pub fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> Error {
+    move |errno| Error::Sys {
+        what: what.into(),
+        errno,
     }
-    Ok(n as usize)
 }
 
-fn read_line(fd: i32) -> Result<String, String> {
+/// An anonymous private read-write mapping, unmapped when dropped.
+pub struct Mapping {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    pub fn new(len: usize) -> Result<Mapping> {
+        // SAFETY: a fresh anonymous mapping aliases nothing.
+        let base = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }
+        .map_err(sys(format!("mmap {} KiB", len >> 10)))?;
+        Ok(Mapping {
+            base: base.cast(),
+            len,
+        })
+    }
+
+    /// Where the mapping starts.
+    pub fn address(&self) -> usize {
+        self.base as usize
+    }
+
+    /// Writes a byte every `step` bytes of `range`, which makes those pages resident.
+    pub fn touch(&self, range: std::ops::Range<usize>, step: usize) {
+        for offset in (range.start..range.end.min(self.len)).step_by(step) {
+            // SAFETY: `offset` is inside the mapping, which is readable and writable.
+            unsafe { self.base.add(offset).write_volatile(1) };
+        }
+    }
+
+    /// Writes every byte: all of the mapping becomes resident.
+    pub fn fill(&self) {
+        // SAFETY: the whole mapping is writable and only this value refers to it.
+        unsafe { self.base.write_bytes(1, self.len) };
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and nothing refers to it any more.
+        let _ = unsafe { rustix::mm::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// Opens the device with `flags` (and `O_CLOEXEC`); the bare errno, for callers that
+/// expect some.
+fn open_device(flags: OFlags) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(DEVICE_PATH, flags | OFlags::CLOEXEC, Mode::empty())
+}
+
+fn open(flags: OFlags) -> Result<OwnedFd> {
+    open_device(flags).map_err(sys(format!("open {DEVICE_PATH}")))
+}
+
+fn set_thresholds(fd: impl AsFd, thresholds: &str) -> Result<()> {
+    let what = || format!("write {thresholds:?}");
+    match rustix::io::write(fd, thresholds.as_bytes()) {
+        Ok(n) if n == thresholds.len() => Ok(()),
+        Ok(n) => Err(format!("{}: {n} of {} bytes written", what(), thresholds.len()).into()),
+        Err(errno) => Err(sys(what())(errno)),
+    }
+}
+
+fn read_into(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
+    rustix::io::read(fd, buf).map_err(sys("read"))
+}
+
+fn pread_into(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
+    rustix::io::pread(fd, buf, 0).map_err(sys("pread"))
+}
+
+fn read_line(fd: impl AsFd) -> Result<String> {
     let mut buf = [0u8; 256];
     let n = read_into(fd, &mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
 }
 
 /// Polls `fd` for POLLIN; false on timeout.
-fn poll_in(fd: i32, timeout: Duration) -> Result<bool, String> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+fn poll_in(fd: impl AsFd, timeout: Duration) -> Result<bool> {
+    memnotify::poll_ready(fd.as_fd(), PollFlags::IN, Some(timeout)).map_err(sys("poll"))
+}
+
+/// `read` (`offset` None) or `pread` of `count` bytes into `address`, which may be invalid
+/// on purpose: rustix only reads into buffers Rust can form, and a slice at NULL or at an
+/// unmapped address is undefined behaviour even to form, so this goes through libc.
+fn read_to_address(
+    fd: BorrowedFd<'_>,
+    address: usize,
+    count: usize,
+    offset: Option<i64>,
+) -> Result<usize, Errno> {
+    let buf = address as *mut libc::c_void;
+    let n = match offset {
+        // SAFETY: the kernel checks the address and fails with EFAULT; Rust never
+        // dereferences it.
+        None => unsafe { libc::read(fd.as_raw_fd(), buf, count) },
+        // SAFETY: as above; `pread64`, so the offset is a full `loff_t` on 32-bit ARM too.
+        Some(offset) => unsafe { libc::pread64(fd.as_raw_fd(), buf, count, offset) },
     };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
-    if n < 0 {
-        return Err(os_error("poll"));
-    }
-    Ok(n > 0 && pfd.revents & libc::POLLIN != 0)
+    usize::try_from(n).map_err(|_| last_errno())
+}
+
+/// `write` of `count` bytes from `address`, which may be invalid on purpose (see
+/// [`read_to_address`]).
+fn write_from_address(fd: BorrowedFd<'_>, address: usize, count: usize) -> Result<usize, Errno> {
+    // SAFETY: the kernel checks the address and fails with EFAULT; Rust never reads it.
+    let n = unsafe { libc::write(fd.as_raw_fd(), address as *const libc::c_void, count) };
+    usize::try_from(n).map_err(|_| last_errno())
+}
+
+/// The errno of the libc call that just failed.
+fn last_errno() -> Errno {
+    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
+}
+
+/// Takes on `uid`, `gid` and the supplementary `groups`. rustix makes the raw system
+/// calls, which change the calling thread's credentials only: the commands that drop
+/// privileges for good do so while the process has one thread, and the socket checks
+/// run their other users on threads of their own.
+pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
+    let groups: Vec<Gid> = groups.iter().map(|&gid| Gid::from_raw(gid)).collect();
+    rustix::thread::set_thread_groups(&groups)?;
+    rustix::thread::set_thread_gid(Gid::from_raw(gid))?;
+    rustix::thread::set_thread_uid(Uid::from_raw(uid))
 }
 
 /// `--timeout S` and `--count N` out of `args`; the rest is joined as thresholds.
-fn options(args: &[String]) -> Result<(String, Duration, usize), String> {
+fn options(args: &[String]) -> Result<(String, Duration, usize)> {
     let mut timeout = Duration::from_secs(30);
     let mut count = 1;
     let mut words = Vec::new();
@@ -197,129 +301,125 @@ fn options(args: &[String]) -> Result<(String, Duration, usize), String> {
     Ok((words.join(" "), timeout, count))
 }
 
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is valid.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn print_event(how: &str, line: &str) {
     let latency = parse_line(line.as_bytes())
-        .map(|snapshot| now_ns().saturating_sub(snapshot.time_ns) / 1000)
+        .map(|snapshot| monotonic_ns().saturating_sub(snapshot.time_ns) / 1000)
         .unwrap_or(0);
     println!("{how} event: {line} (latency {latency} us)");
     let _ = std::io::stdout().flush();
 }
 
-fn wait(args: &[String]) -> Result<(), String> {
+fn wait(args: &[String]) -> Result<()> {
     let (thresholds, timeout, count) = options(args)?;
-    let fd = open(libc::O_RDWR)?;
-    read_line(fd)?;
-    set_thresholds(fd, &thresholds)?;
+    let fd = open(OFlags::RDWR)?;
+    read_line(&fd)?;
+    set_thresholds(&fd, &thresholds)?;
     println!("armed: {thresholds}");
     let _ = std::io::stdout().flush();
     let deadline = Instant::now() + timeout;
     for _ in 0..count {
         let left = deadline.saturating_duration_since(Instant::now());
-        if !poll_in(fd, left)? {
-            return Err(format!("no event within {}s", timeout.as_secs()));
+        if !poll_in(&fd, left)? {
+            return Err(format!("no event within {}s", timeout.as_secs()).into());
         }
-        print_event("poll", &read_line(fd)?);
-        if poll_in(fd, Duration::ZERO)? {
+        print_event("poll", &read_line(&fd)?);
+        if poll_in(&fd, Duration::ZERO)? {
             return Err("still readable after the read consumed the event".into());
         }
     }
     Ok(())
 }
 
-fn epoll(args: &[String]) -> Result<(), String> {
+fn epoll(args: &[String]) -> Result<()> {
     let (thresholds, timeout, _) = options(args)?;
-    let fd = open(libc::O_RDWR)?;
-    set_thresholds(fd, &thresholds)?;
-    // SAFETY: plain syscalls on valid arguments.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(os_error("epoll_create1"));
-    }
-    let mut event = libc::epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: fd as u64,
-    };
-    // SAFETY: valid epoll fd, fd and event.
-    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut event) } < 0 {
-        return Err(os_error("epoll_ctl"));
-    }
+    let fd = open(OFlags::RDWR)?;
+    set_thresholds(&fd, &thresholds)?;
+    let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(sys("epoll_create1"))?;
+    epoll::add(
+        &ep,
+        &fd,
+        epoll::EventData::new_u64(0),
+        epoll::EventFlags::IN,
+    )
+    .map_err(sys("epoll_ctl"))?;
     println!("armed: {thresholds}");
     let _ = std::io::stdout().flush();
-    let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 1];
-    // SAFETY: `ready` has room for one event.
-    let n = unsafe { libc::epoll_wait(ep, ready.as_mut_ptr(), 1, timeout.as_millis() as i32) };
-    if n < 0 {
-        return Err(os_error("epoll_wait"));
-    }
+    let mut ready = Vec::with_capacity(1);
+    let limit = Timespec::try_from(timeout).map_err(|_| "--timeout out of range")?;
+    let n = epoll::wait(
+        &ep,
+        rustix::buffer::spare_capacity(&mut ready),
+        Some(&limit),
+    )
+    .map_err(sys("epoll_wait"))?;
     if n == 0 {
-        return Err(format!("no epoll event within {}s", timeout.as_secs()));
+        return Err(format!("no epoll event within {}s", timeout.as_secs()).into());
     }
-    print_event("epoll", &read_line(fd)?);
+    print_event("epoll", &read_line(&fd)?);
     Ok(())
 }
 
-fn sigio(args: &[String]) -> Result<(), String> {
+fn sigio(args: &[String]) -> Result<()> {
     let (thresholds, timeout, _) = options(args)?;
-    let fd = open(libc::O_RDWR)?;
-    set_thresholds(fd, &thresholds)?;
-    // SAFETY: plain syscalls and signal-set manipulation on local, valid memory.
-    unsafe {
+    let fd = open(OFlags::RDWR)?;
+    set_thresholds(&fd, &thresholds)?;
+    // rustix has neither signal masks nor F_SETOWN: those stay libc calls.
+    // SAFETY: a zeroed sigset_t is valid; sigemptyset and sigaddset only write to it.
+    let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGIO);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) < 0 {
-            return Err(os_error("F_SETOWN"));
-        }
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if libc::fcntl(fd, libc::F_SETFL, flags | libc::O_ASYNC) < 0 {
-            return Err(os_error("F_SETFL O_ASYNC"));
-        }
-        println!("armed: {thresholds}");
-        let _ = std::io::stdout().flush();
-        let wait = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: 0,
-        };
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let sig = libc::sigtimedwait(&set, &mut info, &wait);
-        if sig != libc::SIGIO {
-            return Err(format!("no SIGIO within {}s", timeout.as_secs()));
-        }
-    }
-    print_event("sigio", &read_line(fd)?);
-    Ok(())
-}
-
-fn wait_default(args: &[String]) -> Result<(), String> {
-    let (_, timeout, _) = options(args)?;
-    let fd = open(libc::O_RDONLY)?;
-    println!("waiting for a default-level event: {}", read_line(fd)?);
+        set
+    };
+    // SAFETY: blocks SIGIO, so it stays pending for sigtimedwait; `set` is valid.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    set_owner(fd.as_fd())?;
+    let flags = rustix::fs::fcntl_getfl(&fd).map_err(sys("F_GETFL"))?;
+    rustix::fs::fcntl_setfl(&fd, flags | OFlags::ASYNC).map_err(sys("F_SETFL O_ASYNC"))?;
+    println!("armed: {thresholds}");
     let _ = std::io::stdout().flush();
-    if !poll_in(fd, timeout)? {
-        return Err(format!(
-            "no default-level event within {}s",
-            timeout.as_secs()
-        ));
+    let wait = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: 0,
+    };
+    // SAFETY: a zeroed siginfo_t is valid; sigtimedwait writes it and reads `set`, `wait`.
+    let sig = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::sigtimedwait(&set, &mut info, &wait)
+    };
+    if sig != libc::SIGIO {
+        return Err(format!("no SIGIO within {}s", timeout.as_secs()).into());
     }
-    print_event("default", &read_line(fd)?);
+    print_event("sigio", &read_line(&fd)?);
     Ok(())
 }
 
-fn bad_writes(args: &[String]) -> Result<(), String> {
+/// `F_SETOWN` to this process, which rustix does not offer: SIGIO for `fd` comes here.
+pub fn set_owner(fd: BorrowedFd<'_>) -> Result<()> {
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    // SAFETY: fcntl on a descriptor we hold; F_SETOWN takes an integer.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETOWN, pid) } < 0 {
+        return Err(sys("F_SETOWN")(last_errno()));
+    }
+    Ok(())
+}
+
+fn wait_default(args: &[String]) -> Result<()> {
+    let (_, timeout, _) = options(args)?;
+    let fd = open(OFlags::RDONLY)?;
+    println!("waiting for a default-level event: {}", read_line(&fd)?);
+    let _ = std::io::stdout().flush();
+    if !poll_in(&fd, timeout)? {
+        return Err(format!("no default-level event within {}s", timeout.as_secs()).into());
+    }
+    print_event("default", &read_line(&fd)?);
+    Ok(())
+}
+
+fn bad_writes(args: &[String]) -> Result<()> {
     let (thresholds, timeout, _) = options(args)?;
-    let fd = open(libc::O_RDWR)?;
-    set_thresholds(fd, &thresholds)?;
+    let fd = open(OFlags::RDWR)?;
+    set_thresholds(&fd, &thresholds)?;
     let long = vec![b'1'; 257];
     let huge = {
         let mut huge = b"used ".to_vec();
@@ -327,7 +427,7 @@ fn bad_writes(args: &[String]) -> Result<(), String> {
         huge
     };
     let mut random = vec![0u8; 200];
-    let mut seed = now_ns() | 1;
+    let mut seed = monotonic_ns() | 1;
     for byte in &mut random {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -355,112 +455,105 @@ fn bad_writes(args: &[String]) -> Result<(), String> {
     ];
     let mut failures = Vec::new();
     for (name, bytes) in cases {
-        let n = write_raw(fd, bytes);
-        let err = errno();
-        if n == -1 && err == libc::EINVAL {
-            println!("rejected {name}: EINVAL");
-        } else {
-            failures.push(format!("{name}: returned {n} errno {err}"));
+        match rustix::io::write(&fd, bytes) {
+            Err(Errno::INVAL) => println!("rejected {name}: EINVAL"),
+            Err(errno) => failures.push(format!("{name}: {errno}")),
+            Ok(n) => failures.push(format!("{name}: wrote {n} bytes")),
         }
     }
     if !failures.is_empty() {
-        return Err(format!(
-            "writes not rejected with EINVAL: {}",
-            failures.join("; ")
-        ));
+        return Err(format!("writes not rejected with EINVAL: {}", failures.join("; ")).into());
     }
     println!("all bad writes rejected; waiting for the event of {thresholds:?}");
     let _ = std::io::stdout().flush();
-    if !poll_in(fd, timeout)? {
+    if !poll_in(&fd, timeout)? {
         return Err(format!(
             "the original thresholds did not fire within {}s",
             timeout.as_secs()
-        ));
+        )
+        .into());
     }
-    print_event("poll", &read_line(fd)?);
+    print_event("poll", &read_line(&fd)?);
     Ok(())
 }
 
-fn read_semantics() -> Result<(), String> {
-    let fd = open(libc::O_RDWR)?;
-    let first = read_line(fd)?;
+fn read_semantics() -> Result<()> {
+    let fd = open(OFlags::RDWR)?;
+    let first = read_line(&fd)?;
     parse_line(first.as_bytes()).map_err(|e| format!("first read {first:?}: {e:?}"))?;
     println!("first read: {first}");
     let mut buf = [0u8; 256];
-    let n = read_into(fd, &mut buf)?;
+    let n = read_into(&fd, &mut buf)?;
     if n != 0 {
-        return Err(format!("second read returned {n} bytes, want EOF"));
+        return Err(format!("second read returned {n} bytes, want EOF").into());
     }
     println!("second read: EOF");
-    let n = pread_into(fd, &mut buf)?;
+    let n = pread_into(&fd, &mut buf)?;
     parse_line(&buf[..n]).map_err(|e| format!("pread at 0: {e:?}"))?;
     println!("pread at 0: {n} bytes");
-    // SAFETY: plain syscall.
-    if unsafe { libc::lseek(fd, 0, libc::SEEK_SET) } != 0 {
-        return Err(os_error("lseek"));
+    let position = rustix::fs::seek(&fd, SeekFrom::Start(0)).map_err(sys("lseek"))?;
+    if position != 0 {
+        return Err(format!("lseek to 0 returned {position}").into());
     }
-    let n = read_into(fd, &mut buf)?;
+    let n = read_into(&fd, &mut buf)?;
     parse_line(&buf[..n]).map_err(|e| format!("read after lseek 0: {e:?}"))?;
     println!("read after lseek to 0: {n} bytes");
-    let n = read_into(fd, &mut buf)?;
+    let n = read_into(&fd, &mut buf)?;
     if n != 0 {
-        return Err(format!("read after that returned {n} bytes, want EOF"));
+        return Err(format!("read after that returned {n} bytes, want EOF").into());
     }
-    set_thresholds(fd, "used 1G")?;
-    let n = read_into(fd, &mut buf)?;
+    set_thresholds(&fd, "used 1G")?;
+    let n = read_into(&fd, &mut buf)?;
     parse_line(&buf[..n]).map_err(|e| format!("read after write: {e:?}"))?;
     println!("read after a write: {n} bytes");
     let mut short = [0u8; 10];
-    let n = pread_into(fd, &mut short)?;
+    let n = pread_into(&fd, &mut short)?;
     if n != 10 || &short[..5] != b"used " {
-        return Err(format!("short read returned {n} bytes {:?}", &short[..n]));
+        return Err(format!("short read returned {n} bytes {:?}", &short[..n]).into());
     }
     println!("10-byte read: {:?}", String::from_utf8_lossy(&short));
-    if poll_in(fd, Duration::ZERO)? {
+    if poll_in(&fd, Duration::ZERO)? {
         return Err("readable without an event".into());
     }
     println!("not readable without an event: ok");
     Ok(())
 }
 
-fn keep_event(args: &[String]) -> Result<(), String> {
+fn keep_event(args: &[String]) -> Result<()> {
     let (thresholds, timeout, _) = options(args)?;
-    let fd = open(libc::O_RDWR)?;
-    set_thresholds(fd, &thresholds)?;
+    let fd = open(OFlags::RDWR)?;
+    set_thresholds(&fd, &thresholds)?;
     // The write makes one read return the figures; take it, so only the event is left.
-    read_line(fd)?;
+    read_line(&fd)?;
     println!("armed {thresholds:?}; waiting for its event");
     let _ = std::io::stdout().flush();
-    if !poll_in(fd, timeout)? {
-        return Err(format!("no event within {}s", timeout.as_secs()));
+    if !poll_in(&fd, timeout)? {
+        return Err(format!("no event within {}s", timeout.as_secs()).into());
     }
     let mut empty = [0u8; 0];
-    let n = read_into(fd, &mut empty)?;
+    let n = read_into(&fd, &mut empty)?;
     if n != 0 {
-        return Err(format!("0-byte read returned {n}"));
+        return Err(format!("0-byte read returned {n}").into());
     }
-    if !poll_in(fd, Duration::ZERO)? {
+    if !poll_in(&fd, Duration::ZERO)? {
         return Err("a 0-byte read consumed the event".into());
     }
     println!("0-byte read: 0, event still pending");
     // An address no process maps: the kernel's copy to user space fails.
-    let bad = 8usize as *mut libc::c_void;
-    // SAFETY: the kernel checks the address; nothing is written on our side.
-    let n = unsafe { libc::read(fd, bad, 255) };
-    let err = errno();
-    if n != -1 || err != libc::EFAULT {
-        return Err(format!("read into a bad address returned {n} errno {err}"));
+    match read_to_address(fd.as_fd(), 8, 255, None) {
+        Err(Errno::FAULT) => {}
+        other => return Err(format!("read into a bad address returned {other:?}").into()),
     }
-    if !poll_in(fd, Duration::ZERO)? {
+    if !poll_in(&fd, Duration::ZERO)? {
         return Err("a read that failed with EFAULT consumed the event".into());
     }
     println!("read into a bad address: EFAULT, event still pending");
-    let line = read_line(fd)?;
+    let line = read_line(&fd)?;
     let parsed = parse_line(line.as_bytes()).map_err(|e| format!("event line {line:?}: {e:?}"))?;
     if parsed.seq == 0 {
-        return Err(format!("event line without a sequence number: {line:?}"));
+        return Err(format!("event line without a sequence number: {line:?}").into());
     }
-    if poll_in(fd, Duration::ZERO)? {
+    if poll_in(&fd, Duration::ZERO)? {
         return Err("still readable after the event's line was read".into());
     }
     print_event("kept", &line);
@@ -468,7 +561,7 @@ fn keep_event(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn open_many(args: &[String]) -> Result<(), String> {
+fn open_many(args: &[String]) -> Result<()> {
     let count: usize = args
         .first()
         .and_then(|n| n.parse().ok())
@@ -488,80 +581,65 @@ fn open_many(args: &[String]) -> Result<(), String> {
         }
     }
     let thresholds = words.join(" ");
-    // Raise the fd limit as far as the hard limit allows.
-    // SAFETY: plain syscalls on local memory.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
+    raise_fd_limit();
     let mut fds = Vec::with_capacity(count);
     for _ in 0..count {
-        let fd = open(libc::O_RDWR)?;
+        let fd = open(OFlags::RDWR)?;
         if !thresholds.is_empty() {
-            set_thresholds(fd, &thresholds)?;
+            set_thresholds(&fd, &thresholds)?;
         }
         fds.push(fd);
     }
-    let clients =
-        std::fs::read_to_string("/sys/class/misc/memnotify/statistics/clients").unwrap_or_default();
+    let clients = std::fs::read_to_string(format!("{STATISTICS_DIR}/clients")).unwrap_or_default();
     println!("opened {count}; clients now {}", clients.trim());
     let _ = std::io::stdout().flush();
     std::thread::sleep(hold);
-    for fd in fds {
-        // SAFETY: closing fds this function opened.
-        unsafe { libc::close(fd) };
-    }
+    drop(fds);
     println!("closed {count}");
     Ok(())
 }
 
-/// Opens and closes files as fast as it can while `rmmod`/`insmod` run elsewhere: an open
-/// either works fully (a line to read, thresholds accepted) or fails because the device
-/// is gone (ENOENT, ENODEV, ENXIO); anything else is a failure.
 /// Raises the fd limit as far as the hard limit allows.
 fn raise_fd_limit() {
-    // SAFETY: plain syscalls on local memory.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    let _ = rustix::process::setrlimit(Resource::Nofile, raised);
 }
 
 /// A figure of a fresh sample.
-fn figure_now(fd: i32, figure: Figure) -> Result<u64, String> {
+fn figure_now(fd: impl AsFd, figure: Figure) -> Result<u64> {
     let mut buf = [0u8; 256];
     let n = pread_into(fd, &mut buf)?;
     parse_line(&buf[..n])
         .map(|snapshot| snapshot.figures.get(figure))
-        .map_err(|error| format!("bad line: {error:?}"))
+        .map_err(|error| format!("bad line: {error:?}").into())
 }
 
 /// The `used` figure of a fresh sample.
-fn used_now(fd: i32) -> Result<u64, String> {
+fn used_now(fd: impl AsFd) -> Result<u64> {
     figure_now(fd, Figure::Used)
 }
 
 /// The `seq` of the line a read returns now.
-fn seq_now(fd: i32) -> Result<u64, String> {
+fn seq_now(fd: impl AsFd) -> Result<u64> {
     let mut buf = [0u8; 256];
     let n = read_into(fd, &mut buf)?;
     parse_line(&buf[..n])
         .map(|snapshot| snapshot.seq)
-        .map_err(|error| format!("bad line: {error:?}"))
+        .map_err(|error| format!("bad line: {error:?}").into())
 }
 
 /// Waits until every file in `fds` is readable, or `stalled` passes without one more
 /// becoming so (a slow delivery, as on a debug kernel under emulation, is not a lost
 /// event); returns how many are.
-fn readable(fds: &[i32], stalled: Duration) -> Result<usize, String> {
+fn readable(fds: &[OwnedFd], stalled: Duration) -> Result<usize> {
     let mut progress = (0, Instant::now());
     loop {
         let mut ready = 0;
-        for &fd in fds {
+        for fd in fds {
             if poll_in(fd, Duration::ZERO)? {
                 ready += 1;
             }
@@ -576,86 +654,70 @@ fn readable(fds: &[i32], stalled: Duration) -> Result<usize, String> {
     }
 }
 
-/// The module's statistics, one `name value` per line, for a failure report.
+/// The module's statistics, `name value` each, for a failure report.
 fn statistics() -> String {
-    let dir = "/sys/class/misc/memnotify/statistics";
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|entry| entry.ok())
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-        .iter()
-        .map(|name| {
-            let value = std::fs::read_to_string(format!("{dir}/{name}")).unwrap_or_default();
-            format!("{name} {}", value.trim())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    match memnotify::sysfs::read_statistics(std::path::Path::new(STATISTICS_DIR)) {
+        Ok(statistics) => statistics
+            .iter()
+            .map(|(name, value)| format!("{name} {value}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(error) => error.to_string(),
+    }
 }
 
 /// Checks that every file in `fds` has an event and that its `seq` is `expected`.
-fn check_seqs(fds: &[i32], expected: u64, what: &str) -> Result<(), String> {
+fn check_seqs(fds: &[OwnedFd], expected: u64, what: &str) -> Result<()> {
     let ready = readable(fds, Duration::from_secs(20))?;
     if ready != fds.len() {
         return Err(format!(
             "{what}: only {ready} of {} files readable (statistics: {})",
             fds.len(),
             statistics()
-        ));
+        )
+        .into());
     }
-    for (index, &fd) in fds.iter().enumerate() {
+    for (index, fd) in fds.iter().enumerate() {
         let seq = seq_now(fd)?;
         if seq != expected {
-            return Err(format!(
-                "{what}: file {index} has seq {seq}, not {expected}"
-            ));
+            return Err(format!("{what}: file {index} has seq {seq}, not {expected}").into());
         }
         if poll_in(fd, Duration::ZERO)? {
-            return Err(format!(
-                "{what}: file {index} still readable after its read"
-            ));
+            return Err(format!("{what}: file {index} still readable after its read").into());
         }
     }
     println!("{what}: {} files, each seq {expected}", fds.len());
     Ok(())
 }
 
-fn cross_many(args: &[String]) -> Result<(), String> {
+fn cross_many(args: &[String]) -> Result<()> {
     let count: usize = args
         .first()
         .and_then(|n| n.parse().ok())
         .ok_or("cross-many needs a count")?;
     raise_fd_limit();
-    let probe = open(libc::O_RDWR)?;
-    let page = 4096usize.max(
-        // SAFETY: no preconditions.
-        unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize,
-    );
+    let probe = open(OFlags::RDWR)?;
+    let page = 4096usize.max(rustix::param::page_size());
     // Open every file before `used` is measured: on a debug kernel (slab red zones,
     // kmemleak's records) 4000 opens alone move it by megabytes, and files armed after
     // the figure passed the threshold would start above it.
     let mut fds = Vec::with_capacity(count);
     for _ in 0..count {
-        fds.push(open(libc::O_RDWR)?);
+        fds.push(open(OFlags::RDWR)?);
     }
     // Far enough above the current figure not to cross by drift: 8 MiB, or an eighth of
     // RAM. On a debug kernel under emulation `used` moves by megabytes on its own
     // (KASAN's quarantine alone may hold a thirty-second of RAM in freed objects), and
     // after the memory is freed again it must stay below the threshold until every
     // file has been read.
-    let total = figure_now(probe, Figure::Total)? as usize;
+    let total = figure_now(&probe, Figure::Total)? as usize;
     let margin = ((8usize << 20) / page).max(total / 8);
-    let threshold = used_now(probe)? + margin as u64;
+    let threshold = used_now(&probe)? + margin as u64;
     // Without hysteresis, `used` jittering by a page at the moment of the crossing (the
     // racer's closes free memory) would be a fall and a rise more, for every file.
     let hysteresis = margin / 4;
     println!("threshold {threshold} pages, {margin} above used, hysteresis {hysteresis}");
-    for (index, &fd) in fds.iter().enumerate() {
+    for (index, fd) in fds.iter().enumerate() {
         // Every fourth file arms two more figures far away: it has extra trigger nodes.
         let thresholds = if index % 4 == 0 {
             format!("used {threshold} hysteresis {hysteresis} active 0xfffffff free 0xffffffe")
@@ -666,30 +728,25 @@ fn cross_many(args: &[String]) -> Result<(), String> {
         read_line(fd)?;
     }
 
-    println!("armed, used {} pages", used_now(probe)?);
+    println!("armed, used {} pages", used_now(&probe)?);
     // Files that another thread closes, reopens and re-arms at the same threshold while
     // the deliveries run: the module must neither crash nor disturb the others.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let churned = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let racer = {
         let (stop, churned) = (stop.clone(), churned.clone());
-        std::thread::spawn(move || -> Result<(), String> {
-            let mut spare: Vec<i32> = Vec::new();
+        std::thread::spawn(move || -> Result<()> {
+            let mut spare = std::collections::VecDeque::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let fd = open(libc::O_RDWR)?;
-                set_thresholds(fd, &format!("used {threshold}"))?;
-                spare.push(fd);
+                let fd = open(OFlags::RDWR)?;
+                set_thresholds(&fd, &format!("used {threshold}"))?;
+                spare.push_back(fd);
                 if spare.len() > 64 {
-                    let old = spare.remove(0);
-                    set_thresholds(old, &format!("used {} hysteresis 16", threshold + 1))?;
-                    // SAFETY: closing an fd this thread opened.
-                    unsafe { libc::close(old) };
+                    if let Some(old) = spare.pop_front() {
+                        set_thresholds(&old, &format!("used {} hysteresis 16", threshold + 1))?;
+                    }
                 }
                 churned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            for fd in spare {
-                // SAFETY: as above.
-                unsafe { libc::close(fd) };
             }
             Ok(())
         })
@@ -697,81 +754,71 @@ fn cross_many(args: &[String]) -> Result<(), String> {
 
     // Raise `used` past the threshold, then free the memory again.
     let size = 4 * margin * page;
-    let memory = anonymous_map(size)?;
+    let memory = Mapping::new(size)?;
     let mut touched = 0;
-    while touched < size && used_now(probe)? < threshold + (margin / 2) as u64 {
-        for offset in (touched..(touched + (1 << 20)).min(size)).step_by(page) {
-            // SAFETY: inside the mapping.
-            unsafe { memory.cast::<u8>().add(offset).write_volatile(1) };
-        }
+    while touched < size && used_now(&probe)? < threshold + (margin / 2) as u64 {
+        memory.touch(touched..touched + (1 << 20), page);
         touched = (touched + (1 << 20)).min(size);
         std::thread::sleep(Duration::from_millis(2));
     }
-    let figures = |error: String| {
-        let used = used_now(probe).unwrap_or(0);
-        format!("{error}; used now {used}, threshold {threshold} pages")
+    let figures = |error: Error| -> Error {
+        let used = used_now(&probe).unwrap_or(0);
+        format!("{error}; used now {used}, threshold {threshold} pages").into()
     };
     println!(
         "touched {} KiB, used {} pages",
         touched >> 10,
-        used_now(probe)?
+        used_now(&probe)?
     );
     let up = check_seqs(&fds, 1, "up").map_err(figures);
-    // SAFETY: the mapping made above.
-    unsafe { libc::munmap(memory, size) };
+    drop(memory);
     let down = up.and_then(|()| check_seqs(&fds, 2, "down").map_err(figures));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let raced = racer
         .join()
-        .map_err(|_| "racer panicked".to_string())
+        .map_err(|_| Error::from("racer panicked"))
         .and_then(|result| result);
     println!(
         "churned {} files during the deliveries",
         churned.load(std::sync::atomic::Ordering::Relaxed)
     );
-    for fd in fds {
-        // SAFETY: closing fds this function opened.
-        unsafe { libc::close(fd) };
-    }
+    drop(fds);
     down?;
     raced
 }
 
-fn race_open(args: &[String]) -> Result<(), String> {
+/// Opens and closes files as fast as it can while `rmmod`/`insmod` run elsewhere: an open
+/// either works fully (a line to read, thresholds accepted) or fails because the device
+/// is gone (ENOENT, ENODEV, ENXIO); anything else is a failure.
+fn race_open(args: &[String]) -> Result<()> {
     let seconds: u64 = args
         .first()
         .and_then(|n| n.parse().ok())
         .ok_or("race-open needs seconds")?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut opened, mut gone) = (0u64, 0u64);
-    let path = CString::new(DEVICE).expect("no NUL");
     while Instant::now() < deadline {
-        // SAFETY: `path` is a valid C string.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if fd < 0 {
-            match errno() {
-                libc::ENOENT | libc::ENODEV | libc::ENXIO => {
-                    gone += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
-                }
-                err => return Err(format!("open failed with errno {err}")),
+        let fd = match open_device(OFlags::RDWR) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NODEV | Errno::NXIO) => {
+                gone += 1;
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
             }
-        }
+            Err(errno) => return Err(sys("open failed")(errno)),
+        };
         opened += 1;
-        let line = read_line(fd)?;
+        let line = read_line(&fd)?;
         parse_line(line.as_bytes()).map_err(|e| format!("{line:?}: {e:?}"))?;
         if opened % 2 == 0 {
-            set_thresholds(fd, "used 1G hysteresis 1M")?;
+            set_thresholds(&fd, "used 1G hysteresis 1M")?;
         }
-        // SAFETY: closing the descriptor opened above.
-        unsafe { libc::close(fd) };
     }
     println!("race-open: {opened} opens, {gone} while the device was gone");
     Ok(())
 }
 
-fn uid_limit(args: &[String]) -> Result<(), String> {
+fn uid_limit(args: &[String]) -> Result<()> {
     let uid: u32 = args
         .first()
         .and_then(|n| n.parse().ok())
@@ -782,31 +829,17 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
                 .and_then(|n| n.parse().ok())
                 .ok_or("--hold needs seconds")?,
         ),
-        Some(other) => return Err(format!("uid-limit: unexpected {other:?}")),
+        Some(other) => return Err(format!("uid-limit: unexpected {other:?}").into()),
         None => None,
     };
-    // SAFETY: plain syscalls.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        if libc::setgroups(0, std::ptr::null()) < 0
-            || libc::setgid(uid) < 0
-            || libc::setuid(uid) < 0
-        {
-            return Err(os_error("dropping to the uid"));
-        }
-    }
+    raise_fd_limit();
+    become_user(uid, uid, &[]).map_err(sys("dropping to the uid"))?;
     let mut fds = Vec::new();
     loop {
-        let path = CString::new(DEVICE).expect("no NUL");
-        // SAFETY: valid C string.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if fd < 0 {
-            let err = errno();
-            if err == libc::EMFILE || err == libc::ENFILE {
-                let name = if err == libc::EMFILE {
+        match open_device(OFlags::RDWR) {
+            Ok(fd) => fds.push(fd),
+            Err(errno @ (Errno::MFILE | Errno::NFILE)) => {
+                let name = if errno == Errno::MFILE {
                     "EMFILE"
                 } else {
                     "ENFILE"
@@ -818,12 +851,12 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
                 }
                 return Ok(());
             }
-            return Err(format!(
-                "uid {uid}: open failed after {} with errno {err}",
-                fds.len()
-            ));
+            Err(errno) => {
+                return Err(sys(format!("uid {uid}: open failed after {}", fds.len()))(
+                    errno,
+                ))
+            }
         }
-        fds.push(fd);
         if fds.len() > 100_000 {
             return Err("no limit reached after 100000 opens".into());
         }
@@ -831,41 +864,34 @@ fn uid_limit(args: &[String]) -> Result<(), String> {
 }
 
 /// The module's `evaluations` statistic.
-fn evaluations() -> Result<u64, String> {
-    let path = "/sys/class/misc/memnotify/statistics/evaluations";
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
+fn evaluations() -> Result<u64> {
+    let path = format!("{STATISTICS_DIR}/evaluations");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?;
     text.trim()
         .parse()
-        .map_err(|e| format!("{path}: {text:?}: {e}"))
+        .map_err(|e| format!("{path}: {text:?}: {e}").into())
 }
 
-fn write_storm(args: &[String]) -> Result<(), String> {
-    let number = |index: usize| -> Result<u32, String> {
+fn write_storm(args: &[String]) -> Result<()> {
+    let number = |index: usize| -> Result<u32> {
         args.get(index)
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| "write-storm needs UID SECONDS".to_string())
+            .ok_or_else(|| "write-storm needs UID SECONDS".into())
     };
     let (uid, seconds) = (number(0)?, number(1)?);
     if uid != 0 {
-        // SAFETY: plain syscalls; dropping from root to another uid also drops every
-        // capability, CAP_SYS_RESOURCE among them.
-        unsafe {
-            if libc::setgroups(0, std::ptr::null()) < 0
-                || libc::setgid(uid) < 0
-                || libc::setuid(uid) < 0
-            {
-                return Err(os_error("dropping to the uid"));
-            }
-        }
+        // Dropping from root to another uid also drops every capability,
+        // CAP_SYS_RESOURCE among them.
+        become_user(uid, uid, &[]).map_err(sys("dropping to the uid"))?;
     }
-    let fd = open(libc::O_RDWR)?;
+    let fd = open(OFlags::RDWR)?;
     let before = evaluations()?;
     let start = Instant::now();
     let mut writes = 0u64;
     while start.elapsed() < Duration::from_secs(seconds.into()) {
         // A threshold one page above the figure: as near as a threshold gets.
-        let used = used_now(fd)?;
-        set_thresholds(fd, &format!("used {}", used + 1))?;
+        let used = used_now(&fd)?;
+        set_thresholds(&fd, &format!("used {}", used + 1))?;
         writes += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -877,34 +903,22 @@ fn write_storm(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn open_as(args: &[String]) -> Result<(), String> {
-    let number = |index: usize| -> Result<u32, String> {
+fn open_as(args: &[String]) -> Result<()> {
+    let number = |index: usize| -> Result<u32> {
         args.get(index)
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| "open-as needs UID GID".to_string())
+            .ok_or_else(|| "open-as needs UID GID".into())
     };
     let (uid, gid) = (number(0)?, number(1)?);
-    // SAFETY: plain syscalls; the group list is one valid gid.
-    unsafe {
-        let groups = [gid];
-        if libc::setgroups(1, groups.as_ptr()) < 0 || libc::setgid(gid) < 0 || libc::setuid(uid) < 0
-        {
-            return Err(os_error("dropping privileges"));
-        }
+    become_user(uid, gid, &[gid]).map_err(sys("dropping privileges"))?;
+    match open(OFlags::RDWR) {
+        Ok(fd) => println!("uid {uid} gid {gid}: opened: {}", read_line(&fd)?),
+        Err(error) => println!("uid {uid} gid {gid}: {error}"),
     }
-    match open(libc::O_RDWR) {
-        Ok(fd) => {
-            println!("uid {uid} gid {gid}: opened: {}", read_line(fd)?);
-            Ok(())
-        }
-        Err(message) => {
-            println!("uid {uid} gid {gid}: {message}");
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
-fn meminfo() -> Result<std::collections::HashMap<String, u64>, String> {
+fn meminfo() -> Result<std::collections::HashMap<String, u64>> {
     let text =
         std::fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
     Ok(text
@@ -917,14 +931,13 @@ fn meminfo() -> Result<std::collections::HashMap<String, u64>, String> {
         .collect())
 }
 
-fn compare() -> Result<(), String> {
-    let fd = open(libc::O_RDONLY)?;
+fn compare() -> Result<()> {
+    let fd = open(OFlags::RDONLY)?;
     let before = meminfo()?;
-    let line = read_line(fd)?;
+    let line = read_line(&fd)?;
     let after = meminfo()?;
     let snapshot = parse_line(line.as_bytes()).map_err(|e| format!("{line:?}: {e:?}"))?;
-    // SAFETY: plain syscall.
-    let page_kib = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64 / 1024;
+    let page_kib = (1u64 << memnotify::page_shift()) / 1024;
     let kib = |figure| snapshot.figures.get(figure) * page_kib;
     let get = |map: &std::collections::HashMap<String, u64>, key: &str| {
         map.get(key).copied().unwrap_or(0)
@@ -992,10 +1005,7 @@ fn compare() -> Result<(), String> {
         }
     }
     if !bad.is_empty() {
-        return Err(format!(
-            "figures differ from /proc/meminfo: {}",
-            bad.join(", ")
-        ));
+        return Err(format!("figures differ from /proc/meminfo: {}", bad.join(", ")).into());
     }
     Ok(())
 }

@@ -7,30 +7,46 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+
+use crate::{become_user, sys, Error, Result};
 
 /// The longest a well-behaved query may take while the bad clients are connected.
 const PROMPT: Duration = Duration::from_secs(2);
 
-fn connect(path: &str) -> Result<UnixStream, String> {
-    let stream = UnixStream::connect(path).map_err(|e| format!("connect {path}: {e}"))?;
+/// For `map_err` on std's socket calls: the errno, with what was being done.
+fn os(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    move |error| match Errno::from_io_error(&error) {
+        Some(errno) => sys(what)(errno),
+        None => format!("{}: {error}", what.into()).into(),
+    }
+}
+
+fn connect(path: &str) -> Result<UnixStream> {
+    let stream = UnixStream::connect(path).map_err(os(format!("connect {path}")))?;
     stream
         .set_read_timeout(Some(PROMPT))
-        .map_err(|e| e.to_string())?;
+        .map_err(os("SO_RCVTIMEO"))?;
     Ok(stream)
 }
 
-/// Sends `query` on a fresh connection and returns the answer and how long it took.
-fn query(path: &str) -> Result<(String, Duration), String> {
-    let start = Instant::now();
-    let mut stream = connect(path)?;
-    stream
-        .write_all(b"query\n")
-        .map_err(|e| format!("send query: {e}"))?;
-    let answer = read_line(&mut stream).map_err(|e| format!("query answer: {e}"))?;
+/// Sends `query` on `stream` and checks that the answer is the state line.
+fn ask(stream: &mut UnixStream) -> Result<String> {
+    stream.write_all(b"query\n").map_err(os("send query"))?;
+    let answer = read_line(stream).map_err(os("query answer"))?;
     if !answer.starts_with("{\"event\":\"state\"") {
-        return Err(format!("query answered {answer:?}"));
+        return Err(format!("query answered {answer:?}").into());
     }
+    Ok(answer)
+}
+
+/// Sends `query` on a fresh connection and returns the answer and how long it took.
+fn query(path: &str) -> Result<(String, Duration)> {
+    let start = Instant::now();
+    let answer = ask(&mut connect(path)?)?;
     Ok((answer, start.elapsed()))
 }
 
@@ -50,64 +66,41 @@ fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
-fn prompt_query(path: &str, during: &str) -> Result<(), String> {
-    let (_, took) = query(path).map_err(|e| format!("{during}: {e}"))?;
+fn prompt_query(path: &str, during: &str) -> Result<()> {
+    let (_, took) = query(path).map_err(|error| error.during(during))?;
     if took > PROMPT {
-        return Err(format!("{during}: query took {took:?}"));
+        return Err(format!("{during}: query took {took:?}").into());
     }
     println!("query answered in {} ms {during}", took.as_millis());
     Ok(())
 }
 
-/// Connects as another user in a child process; returns the errno (0: connected).
-fn connect_as(path: &str, uid: u32) -> Result<i32, String> {
-    let c_path = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
-    // SAFETY: the child only makes async-signal-safe calls (setgroups, setgid, setuid,
-    // socket, connect, _exit) on memory prepared before the fork.
-    unsafe {
-        let mut address: libc::sockaddr_un = std::mem::zeroed();
-        address.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let bytes = c_path.as_bytes_with_nul();
-        if bytes.len() > address.sun_path.len() {
-            return Err("socket path too long".into());
-        }
-        for (slot, &byte) in address.sun_path.iter_mut().zip(bytes) {
-            *slot = byte as libc::c_char;
-        }
-        let pid = libc::fork();
-        if pid < 0 {
-            return Err(crate::os_error("fork"));
-        }
-        if pid == 0 {
-            if libc::setgroups(0, std::ptr::null()) < 0
-                || libc::setgid(uid) < 0
-                || libc::setuid(uid) < 0
-            {
-                libc::_exit(100);
-            }
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-            let rc = libc::connect(
-                fd,
-                std::ptr::addr_of!(address).cast(),
-                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-            );
-            let code = if rc == 0 {
-                0
-            } else {
-                *libc::__errno_location()
-            };
-            libc::_exit(code.min(99));
-        }
-        let mut status = 0;
-        libc::waitpid(pid, &mut status, 0);
-        match libc::WEXITSTATUS(status) {
-            100 => Err("could not drop privileges".into()),
-            code => Ok(code),
-        }
-    }
+/// Runs `work` on a thread of its own as `uid` (group `uid`, no supplementary groups):
+/// credentials belong to a thread, so the rest of the probe stays root. The thread's
+/// result, or why it could not switch user.
+fn as_user<T: Send + 'static>(
+    uid: u32,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<Result<T>> {
+    std::thread::spawn(move || {
+        become_user(uid, uid, &[]).map_err(sys(format!("switching to uid {uid}")))?;
+        Ok(work())
+    })
 }
 
-pub fn daemon_socket(args: &[String]) -> Result<(), String> {
+/// Connects as another user; the errno of a refused connection.
+fn connect_as(path: &str, uid: u32) -> Result<Result<(), Errno>> {
+    let path = path.to_string();
+    as_user(uid, move || {
+        UnixStream::connect(path)
+            .map(drop)
+            .map_err(|error| Errno::from_io_error(&error).unwrap_or(Errno::IO))
+    })
+    .join()
+    .map_err(|_| Error::from("the connecting thread panicked"))?
+}
+
+pub fn daemon_socket(args: &[String]) -> Result<()> {
     let path = args.first().ok_or("daemon-socket needs the socket path")?;
     let mut failures = Vec::new();
     let mut check = |ok: bool, what: String| {
@@ -119,9 +112,9 @@ pub fn daemon_socket(args: &[String]) -> Result<(), String> {
 
     // Least privilege: another user cannot connect (the socket is not writable by others).
     match connect_as(path, 1000)? {
-        libc::EACCES => check(true, "uid 1000 cannot connect: EACCES".into()),
-        0 => check(false, "uid 1000 connected".into()),
-        errno => check(false, format!("uid 1000: connect errno {errno}")),
+        Err(Errno::ACCESS) => check(true, "uid 1000 cannot connect: EACCES".into()),
+        Ok(()) => check(false, "uid 1000 connected".into()),
+        Err(errno) => check(false, format!("uid 1000: connect: {errno}")),
     }
 
     prompt_query(path, "with no other client")?;
@@ -130,13 +123,13 @@ pub fn daemon_socket(args: &[String]) -> Result<(), String> {
     let mut garbage = connect(path)?;
     garbage
         .write_all(b"\x00\xff\xfe garbage \x1b[2J\n")
-        .map_err(|e| e.to_string())?;
+        .map_err(os("send garbage"))?;
     let answer = read_line(&mut garbage).unwrap_or_default();
     check(
         answer.contains("\"error\""),
         format!("garbage gets an error line: {answer}"),
     );
-    garbage.write_all(b"query\n").map_err(|e| e.to_string())?;
+    garbage.write_all(b"query\n").map_err(os("send query"))?;
     let answer = read_line(&mut garbage).unwrap_or_default();
     check(
         answer.starts_with("{\"event\":\"state\""),
@@ -154,7 +147,7 @@ pub fn daemon_socket(args: &[String]) -> Result<(), String> {
 
     // A client stalled mid-line and one that asked and vanished.
     let mut stalled = connect(path)?;
-    stalled.write_all(b"que").map_err(|e| e.to_string())?;
+    stalled.write_all(b"que").map_err(os("send half a line"))?;
     for _ in 0..8 {
         let mut vanished = connect(path)?;
         let _ = vanished.write_all(b"query\nquery\nquery\n");
@@ -187,166 +180,84 @@ pub fn daemon_socket(args: &[String]) -> Result<(), String> {
         println!("daemon-socket: all checks passed");
         Ok(())
     } else {
-        Err(format!("{} socket checks failed", failures.len()))
+        Err(format!("{} socket checks failed", failures.len()).into())
     }
 }
 
-/// A child process running as another user that holds subscriptions to the socket.
+/// A thread running as another user that holds subscriptions to the socket.
 struct UserClients {
-    pid: libc::pid_t,
-    /// Where the child reports how many of its connections were answered.
-    report: std::fs::File,
-    /// Closed by the parent to let the child go.
-    release: std::fs::File,
+    thread: std::thread::JoinHandle<Result<()>>,
+    /// How many of the thread's connections were answered.
+    report: mpsc::Receiver<u8>,
+    /// Dropped by the caller to let the thread go.
+    release: mpsc::Sender<()>,
 }
 
 impl UserClients {
-    /// Forks a child that, as `uid`, opens `count` connections to `path`, sends `query`
+    /// Starts a thread that, as `uid`, opens `count` connections to `path`, sends `query`
     /// on each, counts the answers and keeps the connections until released.
-    fn start(path: &str, uid: u32, count: u8) -> Result<UserClients, String> {
-        use std::os::fd::FromRawFd;
-        let c_path = std::ffi::CString::new(path).map_err(|e| e.to_string())?;
-        let mut report = [0; 2];
-        let mut release = [0; 2];
-        // SAFETY: pipe() fills the two descriptors of each array.
-        if unsafe { libc::pipe(report.as_mut_ptr()) } < 0
-            || unsafe { libc::pipe(release.as_mut_ptr()) } < 0
-        {
-            return Err(crate::os_error("pipe"));
-        }
-        // SAFETY: the child only makes async-signal-safe calls (setgroups, setgid, setuid,
-        // socket, connect, write, poll, read, _exit) on memory prepared before the fork.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(crate::os_error("fork"));
-        }
-        if pid == 0 {
-            // SAFETY: as above; the child never returns from this block.
-            unsafe {
-                // Its own copy of the release pipe's write end would keep it from ever
-                // seeing EOF there.
-                libc::close(release[1]);
-                libc::close(report[0]);
-                let mut answered: u8 = 0;
-                if libc::setgroups(0, std::ptr::null()) == 0
-                    && libc::setgid(uid) == 0
-                    && libc::setuid(uid) == 0
-                {
-                    for _ in 0..count {
-                        if query_raw(&c_path) {
-                            answered += 1;
-                        }
-                    }
-                } else {
-                    answered = u8::MAX;
+    fn start(path: &str, uid: u32, count: u8) -> UserClients {
+        let (report, answered) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let path = path.to_string();
+        let thread = as_user(uid, move || {
+            let mut held = Vec::new();
+            let mut count_answered = 0;
+            for _ in 0..count {
+                if let Ok(mut stream) = connect(&path) {
+                    count_answered += u8::from(ask(&mut stream).is_ok());
+                    held.push(stream);
                 }
-                libc::write(report[1], std::ptr::addr_of!(answered).cast(), 1);
-                let mut byte = 0u8;
-                // Returns at EOF, when the parent closes its end.
-                libc::read(release[0], std::ptr::addr_of_mut!(byte).cast(), 1);
-                libc::_exit(0);
             }
+            let _ = report.send(count_answered);
+            // Returns when the caller drops its end.
+            let _ = released.recv();
+            drop(held);
+        });
+        UserClients {
+            thread,
+            report: answered,
+            release,
         }
-        // SAFETY: the parent's ends are open descriptors it alone owns from here on.
-        unsafe {
-            libc::close(report[1]);
-            libc::close(release[0]);
-            Ok(UserClients {
-                pid,
-                report: std::fs::File::from_raw_fd(report[0]),
-                release: std::fs::File::from_raw_fd(release[1]),
+    }
+
+    /// How many of the thread's connections were answered (`None`: it could not switch
+    /// user).
+    fn answered(&mut self) -> Option<u8> {
+        self.report.recv().ok()
+    }
+
+    /// Releases every thread, then waits for them all.
+    fn finish_all(clients: Vec<UserClients>) -> Result<()> {
+        let threads: Vec<_> = clients
+            .into_iter()
+            .map(|client| {
+                drop(client.release);
+                client.thread
             })
+            .collect();
+        for thread in threads {
+            thread
+                .join()
+                .map_err(|_| Error::from("a client thread panicked"))??;
         }
-    }
-
-    /// How many of the child's connections were answered (`None`: it could not switch user).
-    fn answered(&mut self) -> Result<Option<u8>, String> {
-        let mut byte = [0u8; 1];
-        self.report
-            .read_exact(&mut byte)
-            .map_err(|e| format!("child report: {e}"))?;
-        Ok((byte[0] != u8::MAX).then_some(byte[0]))
-    }
-
-    /// Releases every child, then waits for them all: a child forked later holds copies
-    /// of the earlier children's release pipes, so waiting for one at a time would hang.
-    fn finish_all(children: Vec<UserClients>) {
-        let mut pids = Vec::new();
-        for child in children {
-            drop(child.release);
-            pids.push(child.pid);
-        }
-        for pid in pids {
-            let mut status = 0;
-            // SAFETY: pid is our child; waitpid only writes the status.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-        }
+        Ok(())
     }
 }
 
-/// In a forked child: connects, sends `query` and waits up to PROMPT for the state line.
-/// Connections stay open (the child holds them until it exits).
-///
-/// # Safety
-/// Only async-signal-safe calls; `path` was prepared before the fork.
-unsafe fn query_raw(path: &std::ffi::CStr) -> bool {
-    let mut address: libc::sockaddr_un = std::mem::zeroed();
-    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.to_bytes_with_nul();
-    if bytes.len() > address.sun_path.len() {
-        return false;
-    }
-    for (slot, &byte) in address.sun_path.iter_mut().zip(bytes) {
-        *slot = byte as libc::c_char;
-    }
-    let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-    if fd < 0
-        || libc::connect(
-            fd,
-            std::ptr::addr_of!(address).cast(),
-            std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
-        ) < 0
-    {
-        return false;
-    }
-    let request = b"query\n";
-    if libc::write(fd, request.as_ptr().cast(), request.len()) != request.len() as isize {
-        return false;
-    }
-    const EXPECTED: &[u8; 16] = b"{\"event\":\"state\"";
-    let mut answer = [0u8; EXPECTED.len()];
-    let mut got = 0;
-    while got < answer.len() {
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        if libc::poll(&mut poll, 1, PROMPT.as_millis() as i32) <= 0 {
-            return false;
-        }
-        let read = libc::read(fd, answer[got..].as_mut_ptr().cast(), answer.len() - got);
-        if read <= 0 {
-            return false;
-        }
-        got += read as usize;
-    }
-    answer == *EXPECTED
-}
-
-pub fn daemon_socket_per_uid(args: &[String]) -> Result<(), String> {
+pub fn daemon_socket_per_uid(args: &[String]) -> Result<()> {
     let [path, per_uid] = args else {
         return Err("daemon-socket-per-uid needs the socket path and the per-user limit".into());
     };
     let per_uid: u8 = per_uid
         .parse()
-        .map_err(|_| format!("bad per-user limit '{per_uid}'"))?;
-    let mut greedy = UserClients::start(path, 1000, per_uid.saturating_add(2))?;
-    let greedy_answered = greedy.answered()?;
-    let mut other = UserClients::start(path, 1001, 1)?;
-    let other_answered = other.answered()?;
+        .map_err(|_| Error::from(format!("bad per-user limit '{per_uid}'")))?;
+    let mut greedy = UserClients::start(path, 1000, per_uid.saturating_add(2));
+    let greedy_answered = greedy.answered();
+    let mut other = UserClients::start(path, 1001, 1);
+    let other_answered = other.answered();
     let root = prompt_query(path, "while uid 1000 holds its share");
-    UserClients::finish_all(vec![greedy, other]);
+    let finished = UserClients::finish_all(vec![greedy, other]);
     println!(
         "uid 1000: {} of {} connections answered",
         greedy_answered.map_or("-".into(), |n| n.to_string()),
@@ -357,6 +268,7 @@ pub fn daemon_socket_per_uid(args: &[String]) -> Result<(), String> {
         other_answered.map_or("-".into(), |n| n.to_string())
     );
     root?;
+    finished?;
     if greedy_answered != Some(per_uid) || other_answered != Some(1) {
         return Err("the per-user limit did not hold".into());
     }
