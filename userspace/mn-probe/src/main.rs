@@ -27,6 +27,9 @@ usage: mn-probe <command> [args]
   epoll THRESHOLDS [--timeout S]              one event through epoll
   sigio THRESHOLDS [--timeout S]              one event through SIGIO (O_ASYNC)
   wait-default [--timeout S]                  O_RDONLY, no thresholds: one default-level event
+  mce USED [--count N] [--timeout S]          as Sailfish mce's memnotify backend: O_RDWR, write
+                                              `used USED active 0 total 0`, then per POLLIN one
+                                              255-byte read, never a seek; N lines (2)
   bad-writes THRESHOLDS [--timeout S]         every malformed write must fail with EINVAL and
                                               leave THRESHOLDS in force (then waits for its event)
   read-semantics                              first read, EOF, pread at 0, write, short buffer
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Some("epoll") => epoll(&args[1..]),
         Some("sigio") => sigio(&args[1..]),
         Some("wait-default") => wait_default(&args[1..]),
+        Some("mce") => mce(&args[1..]),
         Some("bad-writes") => bad_writes(&args[1..]),
         Some("read-semantics") => read_semantics(),
         Some("keep-event") => keep_event(&args[1..]),
@@ -326,6 +330,44 @@ fn wait(args: &[String]) -> Result<()> {
         if poll_in(&fd, Duration::ZERO)? {
             return Err("still readable after the read consumed the event".into());
         }
+    }
+    Ok(())
+}
+
+/// A client the way mce's memnotify backend is one: the thresholds in mce's format (all
+/// three figures, 0 for the unwatched ones), and on each POLLIN exactly one read of mce's
+/// 255-byte buffer at whatever offset the file is at: it never seeks, so the module must
+/// hand it a line after every event although the file position has moved on.
+fn mce(args: &[String]) -> Result<()> {
+    let (used, timeout, count) = options(args)?;
+    let count = if args.iter().any(|arg| arg == "--count") {
+        count
+    } else {
+        2
+    };
+    let used: u64 = used.parse().map_err(|_| "mce needs USED in pages")?;
+    let fd = open(OFlags::RDWR)?;
+    let thresholds = format!("used {used} active 0 total 0");
+    set_thresholds(&fd, &thresholds)?;
+    println!("mce armed: {thresholds}");
+    let _ = std::io::stdout().flush();
+    let deadline = Instant::now() + timeout;
+    for _ in 0..count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !poll_in(&fd, left)? {
+            return Err(format!("no event within {}s", timeout.as_secs()).into());
+        }
+        let mut buf = [0u8; 255];
+        let n = read_into(&fd, &mut buf)?;
+        let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+        let figures = parse_line(line.as_bytes()).map_err(|_| format!("not a line: {line:?}"))?;
+        let side = if figures.figures.get(Figure::Used) >= used {
+            "above"
+        } else {
+            "below"
+        };
+        println!("mce line ({n} bytes, used {side} {used}): {line}");
+        let _ = std::io::stdout().flush();
     }
     Ok(())
 }
