@@ -333,7 +333,14 @@ pub fn kernel(cell: Cell) -> Result<Kernel> {
     run_logged(
         build,
         &logs.join("build.log"),
-        &format!("building kernel {cell} (about 5 minutes on 2 cores)"),
+        &format!(
+            "building kernel {cell} ({} on 2 cores, longer beside other work)",
+            if cell.debug {
+                "about 8 minutes"
+            } else {
+                "4-6 minutes"
+            }
+        ),
     )?;
     if !kernel.image().exists() || !kernel.gen_init_cpio().exists() {
         bail!(
