@@ -313,6 +313,16 @@ fn print_event(how: &str, line: &str) {
     let _ = std::io::stdout().flush();
 }
 
+/// Polls `fd` until it is readable or `deadline` passes (`timeout` is how long that was,
+/// for the message).
+fn await_event(fd: impl AsFd, deadline: Instant, timeout: Duration) -> Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if !poll_in(fd, left)? {
+        return Err(format!("no event within {}s", timeout.as_secs()).into());
+    }
+    Ok(())
+}
+
 fn wait(args: &[String]) -> Result<()> {
     let (thresholds, timeout, count) = options(args)?;
     let fd = open(OFlags::RDWR)?;
@@ -322,10 +332,7 @@ fn wait(args: &[String]) -> Result<()> {
     let _ = std::io::stdout().flush();
     let deadline = Instant::now() + timeout;
     for _ in 0..count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !poll_in(&fd, left)? {
-            return Err(format!("no event within {}s", timeout.as_secs()).into());
-        }
+        await_event(&fd, deadline, timeout)?;
         print_event("poll", &read_line(&fd)?);
         if poll_in(&fd, Duration::ZERO)? {
             return Err("still readable after the read consumed the event".into());
@@ -353,10 +360,7 @@ fn mce(args: &[String]) -> Result<()> {
     let _ = std::io::stdout().flush();
     let deadline = Instant::now() + timeout;
     for _ in 0..count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if !poll_in(&fd, left)? {
-            return Err(format!("no event within {}s", timeout.as_secs()).into());
-        }
+        await_event(&fd, deadline, timeout)?;
         let mut buf = [0u8; 255];
         let n = read_into(&fd, &mut buf)?;
         let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
