@@ -19,7 +19,8 @@
 //!     timeout: 30                    # seconds
 //! ```
 //!
-//! Every scenario boots a fresh guest. The whole console is also scanned for kernel
+//! Every scenario boots a fresh guest, except on the debug kernels, whose scenarios share
+//! guests (a debug boot takes half a minute; see [`SharedGuest`]). The whole console is also scanned for kernel
 //! splats (`BUG:`, `WARNING:`, `Oops`, …): any makes the scenario fail. The console shows
 //! only errors (`loglevel=4`), and warnings (`WARNING:` headers, lockdep reports) are
 //! printed one level lower, so after the steps the kernel log itself (`dmesg -r`) is
@@ -384,7 +385,8 @@ pub fn report_path(cell_dir: &str) -> PathBuf {
 }
 
 /// Runs the selected scenarios on each cell and prints the table.
-pub fn run_cells(cells: &[Cell], only: Option<&str>) -> Result<Report> {
+/// With `share_guests`, scenarios share guests on every cell, not only on the debug ones.
+pub fn run_cells(cells: &[Cell], only: Option<&str>, share_guests: bool) -> Result<Report> {
     let scenarios = load_all()?;
     let selection = match only {
         Some(text) => Selection::parse(text, &scenarios)?,
@@ -396,7 +398,7 @@ pub fn run_cells(cells: &[Cell], only: Option<&str>) -> Result<Report> {
         // A stale report must never stand in for a run that died before writing one.
         let _ = std::fs::remove_file(&path);
         let mut cell_report = Report::default();
-        run_cell(cell, &scenarios, &selection, &mut cell_report)?;
+        run_cell(cell, &scenarios, &selection, share_guests, &mut cell_report)?;
         std::fs::create_dir_all(path.parent().context("report path has a parent")?)?;
         std::fs::write(&path, serde_json::to_string_pretty(&cell_report.rows)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -417,12 +419,14 @@ pub fn run_cell(
     cell: Cell,
     scenarios: &[Scenario],
     selection: &Selection,
+    share_guests: bool,
     report: &mut Report,
 ) -> Result<()> {
     let image = image::build(cell, None, None)?;
     // Images with a bundle, built when a selected scenario first needs one; a bundle that
     // cannot be prepared (no network for Debian's packages) fails its scenarios only.
     let mut dbus_image: Option<std::result::Result<Image, String>> = None;
+    let mut shared = (cell.debug || share_guests).then(SharedGuest::new);
     for scenario in scenarios {
         if !selection.selects(&scenario.name) {
             continue;
@@ -441,8 +445,12 @@ pub fn run_cell(
         eprintln!("--- {} on {cell}: {}", scenario.name, scenario.description);
         let start = Instant::now();
         let log = target_dir().join(format!("qemu-test/{}/{}.log", cell.name(), scenario.name));
+        let mut run = |image: &Image| match shared.as_mut() {
+            Some(shared) => shared.run(cell, image, scenario, &log),
+            None => run_one(cell, image, scenario, &log),
+        };
         let result = match scenario.extra {
-            None => run_one(cell, &image, scenario, &log),
+            None => run(&image),
             Some(Extra::Dbus) => {
                 let built = dbus_image.get_or_insert_with(|| {
                     crate::dbus_bundle::extra(cell.arch)
@@ -450,7 +458,7 @@ pub fn run_cell(
                         .map_err(|error| format!("{error:#}"))
                 });
                 match built {
-                    Ok(image) => run_one(cell, image, scenario, &log),
+                    Ok(image) => run(image),
                     Err(message) => Err(anyhow::anyhow!("preparing the D-Bus bundle: {message}")),
                 }
             }
@@ -477,6 +485,9 @@ pub fn run_cell(
             note,
         });
     }
+    if let Some(shared) = shared {
+        shared.finish()?;
+    }
     Ok(())
 }
 
@@ -489,16 +500,30 @@ pub fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Re
         mode: Mode::Script,
         load_module: scenario.module == ModuleState::Loaded,
     };
-    let command = qemu::qemu_command(&boot)?;
+    let mut transcript = String::new();
+    let mut checks = AfterSteps::default();
+    let result = (|| {
+        let mut guest = Guest::boot(&boot, &mut transcript)?;
+        guest.run_steps(scenario, &mut transcript)?;
+        checks = guest.after_steps(cell)?;
+        guest.power_off(&mut transcript)
+    })();
+    write_logs(log, &transcript, &checks)?;
+    result?;
+    judge(&transcript, &checks)
+}
+
+fn write_logs(log: &Path, transcript: &str, checks: &AfterSteps) -> Result<()> {
     if let Some(parent) = log.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut transcript = String::new();
-    let mut checks = AfterSteps::default();
-    let result = drive(command, cell, scenario, &mut transcript, &mut checks);
-    std::fs::write(log, &transcript)?;
+    std::fs::write(log, transcript)?;
     std::fs::write(log.with_extension("kernel.log"), &checks.kernel_log)?;
-    result?;
+    Ok(())
+}
+
+/// Fails on a kernel splat in the console or the kernel log, or a kmemleak report.
+fn judge(transcript: &str, checks: &AfterSteps) -> Result<()> {
     let splats: Vec<&str> = transcript
         .lines()
         .filter(|line| !line.starts_with(STEP_MARK) && !line.starts_with(">>> step"))
@@ -508,7 +533,7 @@ pub fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Re
         bail!(
             "kernel splat on the console: {}\n{}",
             splats[0].trim(),
-            excerpt(&transcript, splats[0])
+            excerpt(transcript, splats[0])
         );
     }
     let splats = log_splats(&checks.kernel_log);
@@ -527,6 +552,86 @@ pub fn run_one(cell: Cell, image: &Image, scenario: &Scenario, log: &Path) -> Re
         }
     }
     Ok(())
+}
+
+/// On a debug kernel a boot takes about 30 s under TCG, so a debug cell's scenarios share
+/// guests: one boot runs scenario after scenario (of the same RAM size and bundle) until one
+/// fails, and the next one after a failure gets a fresh guest. Each scenario still starts
+/// from a clean state: [`Guest::prepare`] clears the kernel log and kmemleak's reports,
+/// empties /tmp and /run and loads a fresh module when the scenario wants it loaded;
+/// [`Guest::teardown`] kills every process the scenario left and unloads the module, so a
+/// leak or splat on unload counts against the scenario that loaded it. The kernel's
+/// checkers (lockdep's lock graph, KASAN, kmemleak) see the scenarios one after another.
+pub struct SharedGuest {
+    guest: Option<(Guest, String, Option<Extra>)>,
+}
+
+impl SharedGuest {
+    pub fn new() -> SharedGuest {
+        SharedGuest { guest: None }
+    }
+
+    /// Runs `scenario` in the current guest if it fits, else in a fresh one.
+    pub fn run(
+        &mut self,
+        cell: Cell,
+        image: &Image,
+        scenario: &Scenario,
+        log: &Path,
+    ) -> Result<()> {
+        let mut transcript = String::new();
+        let mut checks = AfterSteps::default();
+        let result = self.drive(cell, image, scenario, &mut transcript, &mut checks);
+        write_logs(log, &transcript, &checks)?;
+        let judged = result.and_then(|()| judge(&transcript, &checks));
+        if judged.is_err() {
+            // A failed scenario may leave the kernel tainted, lockdep off or the guest
+            // stuck: the next scenario boots afresh.
+            self.guest = None;
+        }
+        judged
+    }
+
+    fn drive(
+        &mut self,
+        cell: Cell,
+        image: &Image,
+        scenario: &Scenario,
+        transcript: &mut String,
+        checks: &mut AfterSteps,
+    ) -> Result<()> {
+        let fits = matches!(&self.guest, Some((_, mem, extra))
+            if *mem == scenario.mem && *extra == scenario.extra);
+        let first = !fits;
+        if !fits {
+            if let Some((guest, _, _)) = self.guest.take() {
+                guest.power_off(&mut String::new())?;
+            }
+            let boot = Boot {
+                cell,
+                image,
+                mem: &scenario.mem,
+                mode: Mode::Script,
+                load_module: false,
+            };
+            let guest = Guest::boot(&boot, transcript)?;
+            self.guest = Some((guest, scenario.mem.clone(), scenario.extra));
+        }
+        let (guest, _, _) = self.guest.as_mut().context("a booted guest")?;
+        guest.prepare(scenario, first)?;
+        guest.run_steps(scenario, transcript)?;
+        guest.teardown()?;
+        *checks = guest.after_steps(cell)?;
+        Ok(())
+    }
+
+    /// Powers the last guest off.
+    pub fn finish(mut self) -> Result<()> {
+        match self.guest.take() {
+            Some((guest, _, _)) => guest.power_off(&mut String::new()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What the harness collects from the guest after a scenario's steps.
@@ -662,117 +767,195 @@ fn harness_command(
     Ok(before.replace('\r', ""))
 }
 
-fn drive(
-    command: std::process::Command,
-    cell: Cell,
-    scenario: &Scenario,
-    transcript: &mut String,
-    checks: &mut AfterSteps,
-) -> Result<()> {
-    let options = rexpect::reader::Options::new()
-        .timeout_ms(Some(1000))
-        .strip_ansi_escape_codes(true);
-    let mut session =
-        rexpect::session::spawn_with_options(command, options).context("starting QEMU")?;
-    expect(
-        &mut session,
-        "memnotify-ready",
-        Duration::from_secs(180),
-        transcript,
-    )
-    .context("waiting for the guest to boot")?;
-    for (index, step) in scenario.steps.iter().enumerate() {
-        let timeout = Duration::from_secs(step.timeout.unwrap_or(30));
-        // The marker is split in the command text so only its output can match.
-        let marker = format!("@@MN-RC-{index}@@");
-        let sent = format!(
-            "( {}\n) </dev/null 2>&1; echo \"@@MN-RC-{index}\"\"@@=$?\"",
-            step.run.trim_end()
-        );
-        // Every line of the step's text is marked, so the splat scan can tell the
-        // scenario's own words (a comment naming KASAN) from the guest's console.
-        let _ = writeln!(transcript, "\n>>> step {}:", index + 1);
-        for line in step.run.trim_end().lines() {
-            let _ = writeln!(transcript, "{STEP_MARK}{line}");
-        }
-        session.send_line(&sent).context("sending a step")?;
-        let (output, matched) = expect(
+/// A guest booted in script mode, driven over its serial console.
+pub struct Guest {
+    session: rexpect::session::PtySession,
+}
+
+impl Guest {
+    /// Boots `boot` and waits for /init's `memnotify-ready`.
+    fn boot(boot: &Boot<'_>, transcript: &mut String) -> Result<Guest> {
+        let command = qemu::qemu_command(boot)?;
+        let options = rexpect::reader::Options::new()
+            .timeout_ms(Some(1000))
+            .strip_ansi_escape_codes(true);
+        let mut session =
+            rexpect::session::spawn_with_options(command, options).context("starting QEMU")?;
+        expect(
             &mut session,
-            &format!(r"{marker}=(\d+)"),
-            timeout,
+            "memnotify-ready",
+            Duration::from_secs(180),
             transcript,
         )
-        .with_context(|| format!("step {} ({})", index + 1, first_line(&step.run)))?;
-        let code: i32 = matched
-            .rsplit('=')
-            .next()
-            .and_then(|code| code.trim().parse().ok())
-            .context("unreadable exit status")?;
-        let output = output.replace('\r', "");
-        let step_name = || format!("step {} ({})", index + 1, first_line(&step.run));
-        if !step.status.accepts(code) {
+        .context("waiting for the guest to boot")?;
+        Ok(Guest { session })
+    }
+
+    /// Runs the scenario's steps, checking each one's status and output.
+    fn run_steps(&mut self, scenario: &Scenario, transcript: &mut String) -> Result<()> {
+        let session = &mut self.session;
+        for (index, step) in scenario.steps.iter().enumerate() {
+            let timeout = Duration::from_secs(step.timeout.unwrap_or(30));
+            // The marker is split in the command text so only its output can match.
+            let marker = format!("@@MN-RC-{index}@@");
+            let sent = format!(
+                "( {}\n) </dev/null 2>&1; echo \"@@MN-RC-{index}\"\"@@=$?\"",
+                step.run.trim_end()
+            );
+            // Every line of the step's text is marked, so the splat scan can tell the
+            // scenario's own words (a comment naming KASAN) from the guest's console.
+            let _ = writeln!(transcript, "\n>>> step {}:", index + 1);
+            for line in step.run.trim_end().lines() {
+                let _ = writeln!(transcript, "{STEP_MARK}{line}");
+            }
+            session.send_line(&sent).context("sending a step")?;
+            let (output, matched) =
+                expect(session, &format!(r"{marker}=(\d+)"), timeout, transcript)
+                    .with_context(|| format!("step {} ({})", index + 1, first_line(&step.run)))?;
+            let code: i32 = matched
+                .rsplit('=')
+                .next()
+                .and_then(|code| code.trim().parse().ok())
+                .context("unreadable exit status")?;
+            let output = output.replace('\r', "");
+            let step_name = || format!("step {} ({})", index + 1, first_line(&step.run));
+            if !step.status.accepts(code) {
+                bail!(
+                    "{}: exit status {code}, expected {:?}\n{}",
+                    step_name(),
+                    step.status,
+                    tail(&output)
+                );
+            }
+            for pattern in step.expect.list() {
+                let regex = Regex::new(&format!("(?m){pattern}"))?;
+                if !regex.is_match(&output) {
+                    bail!(
+                        "{}: output does not match {pattern:?}\n{}",
+                        step_name(),
+                        tail(&output)
+                    );
+                }
+            }
+            for pattern in step.reject.list() {
+                let regex = Regex::new(&format!("(?m){pattern}"))?;
+                if regex.is_match(&output) {
+                    bail!(
+                        "{}: output matches rejected {pattern:?}\n{}",
+                        step_name(),
+                        tail(&output)
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel log and, on a debug kernel, kmemleak's report.
+    fn after_steps(&mut self, cell: Cell) -> Result<AfterSteps> {
+        let session = &mut self.session;
+        let mut checks = AfterSteps {
+            kernel_log: harness_command(session, "KLOG", "dmesg -r", Duration::from_secs(60))?,
+            leaks: None,
+        };
+        if cell.debug {
+            // kmemleak ignores objects younger than 5 s, so the last step's allocations
+            // wait; then two scans a little apart, as its documentation suggests.
+            let scan = "sleep 5; echo scan > /sys/kernel/debug/kmemleak; sleep 2; \
+                        echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak";
+            checks.leaks = Some(harness_command(
+                session,
+                "LEAKS",
+                scan,
+                Duration::from_secs(300),
+            )?);
+        }
+        Ok(checks)
+    }
+
+    /// Before a scenario in a shared guest: the state a fresh boot would give it. The
+    /// first scenario after the boot keeps the boot's kernel log, which is judged with it.
+    fn prepare(&mut self, scenario: &Scenario, first: bool) -> Result<()> {
+        let mut command = String::from(
+            "set -e; rm -rf /tmp/* /run/*; sync; echo 3 > /proc/sys/vm/drop_caches; \
+             if grep -q '^memnotify ' /proc/modules; then echo 'memnotify is loaded'; exit 1; fi",
+        );
+        if !first {
+            // The previous scenario was judged on these; kmemleak's `clear` marks the
+            // reports made so far as seen.
+            command.push_str(
+                "; dmesg -c > /dev/null; if [ -e /sys/kernel/debug/kmemleak ]; then \
+                 echo clear > /sys/kernel/debug/kmemleak; fi",
+            );
+        }
+        if scenario.module == ModuleState::Loaded {
+            command.push_str("; insmod /lib/modules/memnotify.ko");
+        }
+        let output = harness_command(
+            &mut self.session,
+            "PREPARE",
+            &format!("{command}; echo prepared"),
+            Duration::from_secs(60),
+        )?;
+        if !output.lines().any(|line| line.trim() == "prepared") {
             bail!(
-                "{}: exit status {code}, expected {:?}\n{}",
-                step_name(),
-                step.status,
+                "preparing the shared guest for the scenario failed:\n{}",
                 tail(&output)
             );
         }
-        for pattern in step.expect.list() {
-            let regex = Regex::new(&format!("(?m){pattern}"))?;
-            if !regex.is_match(&output) {
-                bail!(
-                    "{}: output does not match {pattern:?}\n{}",
-                    step_name(),
-                    tail(&output)
-                );
-            }
+        Ok(())
+    }
+
+    /// After a scenario in a shared guest: every process it left is killed (from the
+    /// console's shell itself, which `kill -1` spares, as it spares init), and the module
+    /// is unloaded once its last file is closed.
+    fn teardown(&mut self) -> Result<()> {
+        let marker = "@@MN-TEARDOWN@@";
+        let command = "kill -9 -1 2>/dev/null; wait; n=0; \
+             while grep -q '^memnotify ' /proc/modules && [ $n -lt 100 ]; do \
+             rmmod memnotify 2>/dev/null || { n=$((n + 1)); sleep 0.2; }; done; \
+             if grep -q '^memnotify ' /proc/modules; then \
+             echo \"memnotify still loaded: $(grep '^memnotify ' /proc/modules)\"; \
+             else echo \"torn\"\" down\"; fi; echo \"@@MN-TEARDOWN\"\"@@\"";
+        self.session
+            .send_line(command)
+            .context("sending the teardown")?;
+        let mut output = String::new();
+        let (before, _) = expect(
+            &mut self.session,
+            marker,
+            Duration::from_secs(60),
+            &mut output,
+        )
+        .context("tearing the scenario down")?;
+        if !before.contains("torn down") {
+            bail!("after the steps: {}", tail(&before.replace('\r', "")));
         }
-        for pattern in step.reject.list() {
-            let regex = Regex::new(&format!("(?m){pattern}"))?;
-            if regex.is_match(&output) {
-                bail!(
-                    "{}: output matches rejected {pattern:?}\n{}",
-                    step_name(),
-                    tail(&output)
-                );
+        Ok(())
+    }
+
+    /// Powers off; `reboot -f` ends QEMU (-no-reboot) on every architecture.
+    fn power_off(mut self, transcript: &mut String) -> Result<()> {
+        self.session
+            .send_line("sync; reboot -f")
+            .context("powering off")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.session.exp_eof() {
+                Ok(rest) => {
+                    transcript.push_str(&rest);
+                    return Ok(());
+                }
+                Err(rexpect::error::Error::Timeout { .. }) if Instant::now() < deadline => continue,
+                Err(rexpect::error::Error::Timeout { .. }) => {
+                    let _ = self.session.process_mut().exit();
+                    bail!("the guest did not power off within a minute");
+                }
+                // The pty reports EIO once QEMU has exited: that is the end of the console.
+                Err(_) => return Ok(()),
             }
         }
     }
-    checks.kernel_log = harness_command(&mut session, "KLOG", "dmesg -r", Duration::from_secs(60))?;
-    if cell.debug {
-        // kmemleak ignores objects younger than 5 s, so the last step's allocations wait;
-        // then two scans a little apart, as its documentation suggests.
-        let scan = "sleep 5; echo scan > /sys/kernel/debug/kmemleak; sleep 2; \
-                    echo scan > /sys/kernel/debug/kmemleak; cat /sys/kernel/debug/kmemleak";
-        checks.leaks = Some(harness_command(
-            &mut session,
-            "LEAKS",
-            scan,
-            Duration::from_secs(300),
-        )?);
-    }
-    // Power off; `reboot -f` ends QEMU (-no-reboot) on every architecture.
-    session
-        .send_line("sync; reboot -f")
-        .context("powering off")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match session.exp_eof() {
-            Ok(rest) => {
-                transcript.push_str(&rest);
-                break;
-            }
-            Err(rexpect::error::Error::Timeout { .. }) if Instant::now() < deadline => continue,
-            Err(rexpect::error::Error::Timeout { .. }) => {
-                let _ = session.process_mut().exit();
-                bail!("the guest did not power off within a minute");
-            }
-            // The pty reports EIO once QEMU has exited: that is the end of the console.
-            Err(_) => break,
-        }
-    }
-    Ok(())
 }
 
 fn first_line(text: &str) -> String {
