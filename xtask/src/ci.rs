@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -14,7 +14,7 @@ use xshell::Shell;
 
 use crate::scenario::{self, Outcome, Report, Row};
 use crate::util::{run_logged, sorted_files, summary, target_dir};
-use crate::{buildroot, fuzz, project_root, setup, yocto, Arch, Cell, Series};
+use crate::{buildroot, fuzz, kernel, project_root, setup, yocto, Arch, Cell, Series};
 
 /// Seconds per fuzz target in CI: 5 targets, two at a time, plus the build (under 3 minutes).
 const FUZZ_SECONDS: u64 = 20;
@@ -57,37 +57,126 @@ const DEFAULT_JOBS: usize = 2;
 /// suite adds nothing there and is slow under KASAN).
 const DEBUG_SCENARIOS: &str = "boot*,module-*,reliability-*";
 
+/// The matrix, longest first: the two debug cells, then the six 6.12 cells, then the 7.3
+/// cells of x86_64 swap off, ARMv7 swap off and arm64 swap on. The debug kernels are 7.3:
+/// its glue is the newer code, and its lockdep and KASAN know more checks. The kernels are
+/// built in this order too, so the last cell to start is one whose scenarios are short.
+fn matrix() -> Vec<Cell> {
+    let debug = |arch, swap| Cell {
+        debug: true,
+        ..Cell::new(arch, swap, Series::V7_3)
+    };
+    let mut cells = vec![debug(Arch::X86_64, false), debug(Arch::Arm64, true)];
+    cells.extend(Cell::all(Series::V6_12));
+    cells.extend([
+        Cell::new(Arch::X86_64, false, Series::V7_3),
+        Cell::new(Arch::Arm, false, Series::V7_3),
+        Cell::new(Arch::Arm64, true, Series::V7_3),
+    ]);
+    cells
+}
+
+/// What the kernel builder has made of each cell's kernel, in matrix order.
+#[derive(Clone)]
+enum KernelState {
+    Pending,
+    Ready,
+    Failed(String),
+}
+
+/// The kernels of the matrix, built one after another by one thread while the lanes run
+/// guests: a kernel build keeps both cores busy, a guest mostly waits, so building ahead
+/// fills the time a lane spends in its scenarios. Lanes wait here for their cell's kernel.
+struct Kernels {
+    states: Mutex<Vec<KernelState>>,
+    changed: Condvar,
+}
+
+impl Kernels {
+    fn new(count: usize) -> Kernels {
+        Kernels {
+            states: Mutex::new(vec![KernelState::Pending; count]),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn set(&self, index: usize, state: KernelState) {
+        if let Ok(mut states) = self.states.lock() {
+            states[index] = state;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Blocks until the kernel of cell `index` is built; its error if the build failed.
+    fn wait(&self, index: usize) -> Result<()> {
+        let mut states = self
+            .states
+            .lock()
+            .map_err(|_| anyhow::anyhow!("kernel builder panicked"))?;
+        loop {
+            match &states[index] {
+                KernelState::Ready => return Ok(()),
+                KernelState::Failed(message) => bail!("building the kernel: {message}"),
+                KernelState::Pending => {
+                    states = self
+                        .changed
+                        .wait(states)
+                        .map_err(|_| anyhow::anyhow!("kernel builder panicked"))?;
+                }
+            }
+        }
+    }
+
+    /// Builds every kernel of `cells` in order (cached ones are found at once).
+    fn build_all(&self, cells: &[Cell]) {
+        /// However the builder ends, no lane waits for a kernel it will never build.
+        struct Finish<'a>(&'a Kernels);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut states) = self.0.states.lock() {
+                    for state in states.iter_mut() {
+                        if matches!(state, KernelState::Pending) {
+                            *state = KernelState::Failed("the kernel builder stopped".into());
+                        }
+                    }
+                }
+                self.0.changed.notify_all();
+            }
+        }
+        let _finish = Finish(self);
+        let start = Instant::now();
+        for (index, &cell) in cells.iter().enumerate() {
+            let state = match kernel::kernel(cell) {
+                Ok(_) => KernelState::Ready,
+                Err(error) => {
+                    eprintln!("[kernels] FAIL {cell}: {error:#}");
+                    KernelState::Failed(summary(&error, 70))
+                }
+            };
+            self.set(index, state);
+            eprintln!(
+                "[kernels] {} of {} kernels done after {:.1} min",
+                index + 1,
+                cells.len(),
+                start.elapsed().as_secs_f64() / 60.0
+            );
+        }
+    }
+}
+
 /// One `cargo xtask qemu-test` child: a cell of the matrix.
 struct CellJob {
     cell: Cell,
 }
 
 impl CellJob {
-    /// The matrix, longest first: the two debug cells, then the six 6.12 cells, then the
-    /// 7.3 cells of x86_64 swap off, arm64 swap on and ARMv7 swap off. The debug kernels
-    /// are 7.3: its glue is the newer code, and its lockdep and KASAN know more checks.
-    fn matrix() -> Vec<CellJob> {
-        let debug = |arch, swap| Cell {
-            debug: true,
-            ..Cell::new(arch, swap, Series::V7_3)
-        };
-        let mut cells = vec![debug(Arch::X86_64, false), debug(Arch::Arm64, true)];
-        cells.extend(Cell::all(Series::V6_12));
-        cells.extend([
-            Cell::new(Arch::X86_64, false, Series::V7_3),
-            Cell::new(Arch::Arm64, true, Series::V7_3),
-            Cell::new(Arch::Arm, false, Series::V7_3),
-        ]);
-        cells.into_iter().map(|cell| CellJob { cell }).collect()
-    }
-
     /// Runs the child, streaming its output into a log and, prefixed, to the terminal;
     /// returns its rows.
-    fn run(&self) -> Vec<Row> {
+    fn run(&self, kernel: impl FnOnce() -> Result<()>) -> Vec<Row> {
         let start = Instant::now();
         let label = self.cell.to_string();
         let log = target_dir().join(format!("logs/ci-{}.log", self.cell.name()));
-        match self.run_child(&label, &log) {
+        match kernel().and_then(|()| self.run_child(&label, &log)) {
             Ok(rows) => rows,
             Err(error) => {
                 eprintln!("[{label}] FAIL: {error:#} (log: {})", log.display());
@@ -166,17 +255,18 @@ impl CellJob {
     }
 }
 
-/// Runs `jobs` with `workers` children at a time; rows come back in matrix order.
-fn run_matrix(jobs: Vec<CellJob>, workers: usize) -> Vec<Row> {
-    let queue = Mutex::new(jobs.into_iter().enumerate().collect::<VecDeque<_>>());
-    // The queue's lock is held only while taking a job, never while running it.
+/// Runs the cells with `workers` children at a time, each once `kernels` has its kernel;
+/// rows come back in matrix order.
+fn run_matrix(cells: &[Cell], kernels: &Kernels, workers: usize) -> Vec<Row> {
+    let queue = Mutex::new(cells.iter().copied().enumerate().collect::<VecDeque<_>>());
+    // The queue's lock is held only while taking a cell, never while running it.
     let next_job = || queue.lock().ok().and_then(|mut queue| queue.pop_front());
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..workers.max(1) {
             scope.spawn(|| {
-                while let Some((index, job)) = next_job() {
-                    let rows = job.run();
+                while let Some((index, cell)) = next_job() {
+                    let rows = CellJob { cell }.run(|| kernels.wait(index));
                     if let Ok(mut results) = results.lock() {
                         results.push((index, rows));
                     }
@@ -205,18 +295,40 @@ fn cargo(args: &[&str], log: &str, what: &str) -> Result<()> {
     run_logged(command, &target_dir().join(format!("logs/{log}.log")), what)
 }
 
-pub fn ci(_sh: &Shell) -> Result<()> {
-    let start = Instant::now();
-    let mut checks = Vec::new();
-    run_check(&mut checks, "setup", setup::ensure);
-    run_check(&mut checks, "cargo fmt --check", || {
+/// The layer checks, one row each, skipped (with the reason) when no upstream tree is at hand.
+fn layer_checks() -> Vec<Check> {
+    let layers = yocto::run_checks()
+        .0
+        .into_iter()
+        .chain(buildroot::run_checks().0);
+    layers
+        .map(|result| Check {
+            name: result.name,
+            passed: result.status == yocto::Status::Pass,
+            skipped: result.status == yocto::Status::Skip,
+            seconds: result.seconds,
+            note: result
+                .note
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(90)
+                .collect(),
+        })
+        .collect()
+}
+
+/// Formatting, clippy, the host tests and a short fuzzing run.
+fn host_checks(checks: &mut Vec<Check>) {
+    run_check(checks, "cargo fmt --check", || {
         cargo(
             &["fmt", "--all", "--", "--check"],
             "ci-fmt",
             "cargo fmt --check",
         )
     });
-    run_check(&mut checks, "rustfmt --check kernel-module", || {
+    run_check(checks, "rustfmt --check kernel-module", || {
         // The module is not a cargo crate; the kernel's .rustfmt.toml is edition 2021 and
         // Unix newlines, rustfmt's defaults otherwise.
         // Every file, not just memnotify.rs: rustfmt does not follow the glue room's
@@ -232,7 +344,7 @@ pub fn ci(_sh: &Shell) -> Result<()> {
             "rustfmt --check kernel-module",
         )
     });
-    run_check(&mut checks, "cargo clippy -D warnings", || {
+    run_check(checks, "cargo clippy -D warnings", || {
         cargo(
             &[
                 "clippy",
@@ -247,54 +359,51 @@ pub fn ci(_sh: &Shell) -> Result<()> {
             "cargo clippy",
         )
     });
-    run_check(&mut checks, "cargo test", || {
+    run_check(checks, "cargo test", || {
         cargo(
             &["test", "--workspace", "--locked"],
             "ci-test",
             "cargo test (host)",
         )
     });
-    run_check(&mut checks, "cargo fuzz (20 s per target)", || {
+    run_check(checks, "cargo fuzz (20 s per target)", || {
         // A short run: regressions in the parsers surface here; long runs are by hand.
         fuzz::fuzz(FUZZ_SECONDS, None)
     });
+}
 
+pub fn ci(_sh: &Shell) -> Result<()> {
+    let start = Instant::now();
+    let mut checks = Vec::new();
+    run_check(&mut checks, "setup", setup::ensure);
+    let jobs = ci_jobs()?;
+    let cells = matrix();
+    let kernels = Kernels::new(cells.len());
     let mut report = Report::default();
-    if run_check(&mut checks, "load scenarios", || {
-        scenario::load_all().map(drop)
-    }) {
-        let jobs = ci_jobs()?;
-        let matrix_start = Instant::now();
-        for row in run_matrix(CellJob::matrix(), jobs) {
-            report.add(row);
-        }
-        eprintln!(
-            "==> QEMU matrix: {:.1} min with {jobs} cells at a time",
-            matrix_start.elapsed().as_secs_f64() / 60.0
-        );
-    }
-
-    // The layer checks: one row each, skipped (with the reason) when no upstream tree is at hand.
-    let layers = yocto::run_checks()
-        .0
-        .into_iter()
-        .chain(buildroot::run_checks().0);
-    for result in layers {
-        checks.push(Check {
-            name: result.name,
-            passed: result.status == yocto::Status::Pass,
-            skipped: result.status == yocto::Status::Skip,
-            seconds: result.seconds,
-            note: result
-                .note
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(90)
-                .collect(),
+    let layers = std::thread::scope(|scope| {
+        // One thread builds the kernels in matrix order, then runs the layer checks, while
+        // this one runs the host checks and then the lanes of guests.
+        let builder = scope.spawn(|| {
+            kernels.build_all(&cells);
+            layer_checks()
         });
-    }
+        host_checks(&mut checks);
+        if run_check(&mut checks, "load scenarios", || {
+            scenario::load_all().map(drop)
+        }) {
+            let matrix_start = Instant::now();
+            for row in run_matrix(&cells, &kernels, jobs) {
+                report.add(row);
+            }
+            eprintln!(
+                "==> QEMU matrix: {:.1} min with {jobs} cells at a time",
+                matrix_start.elapsed().as_secs_f64() / 60.0
+            );
+        }
+        builder.join()
+    })
+    .map_err(|_| anyhow::anyhow!("the kernel builder panicked"))?;
+    checks.extend(layers);
 
     println!("\n== host and layer checks");
     for check in &checks {
@@ -331,4 +440,49 @@ pub fn ci(_sh: &Shell) -> Result<()> {
         bail!("{failed} check(s) failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_wait_for_their_kernel_and_see_its_failure() {
+        let kernels = Kernels::new(2);
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| kernels.wait(0));
+            let second = scope.spawn(|| kernels.wait(1));
+            kernels.set(1, KernelState::Failed("no space".into()));
+            kernels.set(0, KernelState::Ready);
+            assert!(first.join().expect("lane").is_ok());
+            let error = second.join().expect("lane").expect_err("a failed kernel");
+            assert!(format!("{error:#}").contains("no space"));
+        });
+    }
+
+    #[test]
+    fn a_builder_that_stops_early_releases_every_lane() {
+        let kernels = Kernels::new(3);
+        kernels.set(0, KernelState::Ready);
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| kernels.wait(2));
+            // An empty list: the builder returns at once, as it would after a panic.
+            kernels.build_all(&[]);
+            let error = waiting.join().expect("lane").expect_err("never built");
+            assert!(format!("{error:#}").contains("stopped"));
+        });
+        assert!(kernels.wait(0).is_ok());
+    }
+
+    #[test]
+    fn the_matrix_has_every_required_cell_once() {
+        let cells = matrix();
+        assert_eq!(cells.len(), 11);
+        assert!(cells[..2].iter().all(|cell| cell.debug));
+        for (index, cell) in cells.iter().enumerate() {
+            assert!(!cells[index + 1..].contains(cell), "{cell} twice");
+        }
+        let series = |kernel| cells.iter().filter(|cell| cell.kernel == kernel).count();
+        assert_eq!((series(Series::V6_12), series(Series::V7_3)), (6, 5));
+    }
 }
