@@ -40,11 +40,11 @@ Commands:
              [--timeout SECS] [-- CMD…]
                                      boot under QEMU: a shell, or run CMD and exit with its status
   qemu-test  [A] [--arch A] [--swap S] [--kernel K] [--scenario NAMES] [--debug]
-             [--share-guests]
+             [--fresh-guests]
                                      NAMES: comma-separated, `module-*` selects by prefix
                                      run the YAML scenarios of qemu/scenarios/ (default: all
-                                     six cells of the kernel series); the debug kernels'
-                                     scenarios share guests, --share-guests makes all do
+                                     six cells of the kernel series); scenarios share a
+                                     guest, cleaned between them, --fresh-guests boots one each
   bench      --arch A --swap S [--kernel K] [--mem 512M] [--timeout SECS] [-- --quick]
                                      measure memnotify against a /proc/meminfo poller, PSI
                                      and earlyoom in the guest; table + target/bench/<cell>.json
@@ -161,7 +161,7 @@ struct Options {
     target: Option<String>,
     kernel: Option<Series>,
     debug: bool,
-    share_guests: bool,
+    fresh_guests: bool,
     command: Vec<String>,
 }
 
@@ -208,7 +208,7 @@ fn parse_options(mut parser: lexopt::Parser) -> Result<Options> {
             Long("target") => options.target = Some(parser.value()?.string()?),
             Long("kernel") => options.kernel = Some(Series::parse(&parser.value()?.string()?)?),
             Long("debug") => options.debug = true,
-            Long("share-guests") => options.share_guests = true,
+            Long("fresh-guests") => options.fresh_guests = true,
             Value(value) if options.arch.is_none() => {
                 options.arch = Some(Arch::parse(&value.string()?)?)
             }
@@ -298,7 +298,7 @@ fn real_main() -> Result<()> {
             let report = scenario::run_cells(
                 &options.cells(),
                 options.scenario.as_deref(),
-                options.share_guests,
+                options.fresh_guests,
             )?;
             if report.failed > 0 {
                 bail!("{} scenario(s) failed", report.failed);
