@@ -558,10 +558,9 @@ fn judge(transcript: &str, checks: &AfterSteps) -> Result<()> {
 /// over a cell's 40 scenarios and the matrix's eleven cells that is a large share of what
 /// CI can do on two cores. So scenarios share guests: one boot runs scenario after scenario
 /// (of the same RAM size and bundle) until one fails, and the next one after a failure gets
-/// a fresh guest. Each scenario still starts
-/// from a clean state: the kernel log was cleared as the last one's was read,
-/// [`Guest::prepare`] clears kmemleak's reports, empties /tmp, /run and /var/log, drops the caches
-/// and loads a fresh module when the scenario wants it loaded;
+/// a fresh guest. Each scenario still starts from a clean state: the kernel log was cleared
+/// as the last one's was read, [`Guest::prepare`] clears kmemleak's reports, empties /tmp,
+/// /run and /var/log, drops the caches and loads a fresh module when the scenario wants it;
 /// [`Guest::teardown`] kills every process the scenario left and unloads the module, so a
 /// leak or splat on unload counts against the scenario that loaded it. The kernel's
 /// checkers (lockdep's lock graph, KASAN, kmemleak) see the scenarios one after another.
@@ -755,9 +754,25 @@ fn expect(
     }
 }
 
-/// Runs a harness command in the guest (not a scenario step) and returns its output, kept
-/// out of the transcript so that the console scan judges only the console.
+/// Runs a harness command in the guest (not a scenario step), in a subshell with stdin
+/// from /dev/null, and returns its output, kept out of the transcript so that the console
+/// scan judges only the console.
 fn harness_command(
+    session: &mut rexpect::session::PtySession,
+    name: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<String> {
+    shell_command(
+        session,
+        name,
+        &format!("( {command}\n) </dev/null 2>&1"),
+        timeout,
+    )
+}
+
+/// As [`harness_command`], but `command` runs in the console's shell itself.
+fn shell_command(
     session: &mut rexpect::session::PtySession,
     name: &str,
     command: &str,
@@ -765,9 +780,7 @@ fn harness_command(
 ) -> Result<String> {
     let marker = format!("@@MN-{name}@@");
     session
-        .send_line(&format!(
-            "( {command}\n) </dev/null 2>&1; echo \"@@MN-{name}\"\"@@=$?\""
-        ))
+        .send_line(&format!("{command}; echo \"@@MN-{name}\"\"@@=$?\""))
         .context("sending a harness command")?;
     let mut output = String::new();
     let (before, _) = expect(session, &format!(r"{marker}=(\d+)"), timeout, &mut output)
@@ -918,26 +931,22 @@ impl Guest {
     /// console's shell itself, which `kill -1` spares, as it spares init), and the module
     /// is unloaded once its last file is closed.
     fn teardown(&mut self) -> Result<()> {
-        let marker = "@@MN-TEARDOWN@@";
+        // Not in a subshell: `kill -1` would take the console's shell with it.
         let command = "kill -9 -1 2>/dev/null; wait; n=0; \
              while grep -q '^memnotify ' /proc/modules && [ $n -lt 100 ]; do \
              rmmod memnotify 2>/dev/null || { n=$((n + 1)); sleep 0.2; }; done; \
              if grep -q '^memnotify ' /proc/modules; then \
              echo \"memnotify still loaded: $(grep '^memnotify ' /proc/modules)\"; \
-             else echo \"torn\"\" down\"; fi; echo \"@@MN-TEARDOWN\"\"@@\"";
-        self.session
-            .send_line(command)
-            .context("sending the teardown")?;
-        let mut output = String::new();
-        let (before, _) = expect(
+             else echo \"torn\"\" down\"; fi";
+        let output = shell_command(
             &mut self.session,
-            marker,
+            "TEARDOWN",
+            command,
             Duration::from_secs(60),
-            &mut output,
         )
         .context("tearing the scenario down")?;
-        if !before.contains("torn down") {
-            bail!("after the steps: {}", tail(&before.replace('\r', "")));
+        if !output.contains("torn down") {
+            bail!("after the steps: {}", tail(&output));
         }
         Ok(())
     }
