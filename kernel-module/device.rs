@@ -28,11 +28,29 @@ impl File {
         self.0.as_ptr()
     }
 
-    /// The opener's real uid, from the credentials the file keeps for its lifetime.
-    pub(crate) fn uid(self) -> u32 {
-        // SAFETY: a `File` is only made from a file the VFS passed to a file operation,
-        // and `f_cred` is set at open and valid until the file is freed.
-        unsafe { (*(*self.0.as_ptr()).f_cred).uid.val }
+    /// The user the file is charged to, from the credentials the file keeps for its
+    /// lifetime: the opener's real uid when it opened from the initial user namespace,
+    /// else the owner of the outermost user namespace it opened from. So the per-user
+    /// limit holds for a user across every namespace it creates, whatever uids it maps
+    /// there (its subordinate uids included), as the kernel's ucounts charge a namespace
+    /// to its owner in the parent.
+    pub(crate) fn user(self) -> u32 {
+        // SAFETY: a `File` is only made from a file the VFS passed to a file operation;
+        // `f_cred` is set at open and valid until the file is freed, the credentials hold
+        // a reference on their user namespace and each namespace on its parent, and
+        // `level`, `parent` and `owner` are set at the namespace's creation and never
+        // change.
+        unsafe {
+            let cred = (*self.0.as_ptr()).f_cred;
+            let mut ns = (*cred).user_ns;
+            if (*ns).level == 0 {
+                return (*cred).uid.val;
+            }
+            while (*ns).level > 1 {
+                ns = (*ns).parent;
+            }
+            (*ns).owner.val
+        }
     }
 }
 

@@ -96,7 +96,7 @@ fn admission(clients: u32, per_uid: u32, limited: bool) -> Option<Error> {
 /// Admits and registers a new client for `file`.
 fn open_client(file: File) -> Result<NonNull<Client>> {
     let shared = shared();
-    let uid = file.uid();
+    let uid = file.user();
     let gid = DEV_GID.load(Ordering::Relaxed);
     // SAFETY: `in_group_p` and `capable` check the current task, which is the opener.
     if gid != 0
@@ -170,7 +170,7 @@ fn release_client(raw: NonNull<Client>, file: File) {
         // SAFETY: the client is open, its nodes linked as its state says.
         unsafe { registry.unindex(client) };
         if client.node.limited {
-            let uid = file.uid();
+            let uid = file.user();
             match registry.per_uid.get(&uid).copied() {
                 Some(count) if count > 1 => {
                     if let Some(count_ref) = registry.per_uid.get_mut(&uid) {

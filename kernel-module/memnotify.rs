@@ -150,7 +150,7 @@ module_param_uint!(
     256,
     1..=1_048_576,
     0o644,
-    "Most open files per user without CAP_SYS_RESOURCE (1-1048576, default 256)"
+    "Most open files per user without CAP_SYS_RESOURCE, a user's namespaces included (1-1048576, default 256)"
 );
 module_param_uint!(
     DEV_MODE,

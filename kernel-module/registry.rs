@@ -169,7 +169,7 @@ pub(crate) struct Registry {
     pub(crate) defaults: Tree,
     /// Open files.
     pub(crate) clients: u32,
-    /// Open files per uid, for the per-uid limit.
+    /// Open files per user (see `File::user`), for the per-user limit.
     pub(crate) per_uid: RBTree<u32, u32>,
     /// The next open number, never 0 (it wraps; equal keys are allowed in `defaults`).
     pub(crate) next_id: u32,

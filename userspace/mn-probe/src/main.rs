@@ -5,6 +5,7 @@
 
 mod fuzz;
 mod socket;
+mod userns;
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -47,6 +48,10 @@ usage: mn-probe <command> [args]
                                               per crossing
   uid-limit UID [--hold S]                    as UID, open until EMFILE or ENFILE; print how many
                                               (and keep them open S seconds)
+  userns-limit OWNER N                        as OWNER, in a user namespace with 65,536 uids
+                                              mapped, open as each of the uids 1..N inside until
+                                              refused, then once more as OWNER outside; print
+                                              the counts (all are charged to OWNER)
   open-as UID GID                             as UID with only group GID, open once; print the result
   compare                                     figures against /proc/meminfo
   fuzz [--seconds N] [--seed S]               malformed, extreme and concurrent use; checks every
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Some("open-many") => open_many(&args[1..]),
         Some("cross-many") => cross_many(&args[1..]),
         Some("uid-limit") => uid_limit(&args[1..]),
+        Some("userns-limit") => userns::userns_limit(&args[1..]),
         Some("open-as") => open_as(&args[1..]),
         Some("compare") => compare(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
