@@ -15,7 +15,7 @@ use kernel::uaccess::{UserSliceReader, UserSliceWriter};
 use crate::{
     client::{free_client, free_client_now, new_client, Aux, Client, ClientState},
     device::{File, MiscFile, PollTable},
-    ffi,
+    ffi, glue,
     proto::{
         format_line, parse_thresholds, Figure, FileFlags, Snapshot, Thresholds, Watch, LINE_BUF,
         WRITE_MAX,
@@ -171,17 +171,19 @@ fn release_client(raw: NonNull<Client>, file: File) {
         unsafe { registry.unindex(client) };
         if client.node.limited {
             let uid = file.user();
-            match registry.per_uid.get(&uid).copied() {
-                Some(count) if count > 1 => {
-                    if let Some(count_ref) = registry.per_uid.get_mut(&uid) {
-                        *count_ref = count - 1;
-                    }
-                }
-                _ => {
+            match registry.per_uid.get_mut(&uid) {
+                Some(count) if *count > 1 => *count -= 1,
+                Some(_) => {
                     registry.per_uid.remove(&uid);
+                }
+                // `open` counted the file under the same user: the credentials cannot
+                // change.
+                None => {
+                    glue::warn_on_once!(true);
                 }
             }
         }
+        glue::warn_on_once!(registry.clients == 0);
         registry.clients = registry.clients.saturating_sub(1);
         CLIENTS.set(u64::from(registry.clients));
         // SAFETY: the lock is held; the nodes are unlinked, so nothing reaches them, and

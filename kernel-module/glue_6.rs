@@ -83,3 +83,36 @@ const _: () = {
     assert!(size_of::<MiscDevice>() == 10 * size_of::<usize>());
     assert!(align_of::<MiscDevice>() == align_of::<usize>());
 };
+
+/// `WARN_ON_ONCE(cond)` from `include/asm-generic/bug.h`: 6.12 has no `warn_on!`, and its
+/// `__WARN_FLAGS` (a trap with a bug-table entry) is inline assembly per architecture, so
+/// this prints what `__warn()` prints (the cut line, `WARNING: … at file:line`, a
+/// backtrace) and sets the W taint, the first time `cond` holds at this call site.
+/// Returns `cond`.
+macro_rules! warn_on_once {
+    ($cond:expr) => {{
+        let cond: bool = $cond;
+        if cond {
+            static WARNED: core::sync::atomic::AtomicBool =
+                core::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+                $crate::glue::warn(file!(), line!());
+            }
+        }
+        cond
+    }};
+}
+pub(crate) use warn_on_once;
+
+/// The body of [`warn_on_once`]: a warning that the console and log scanners, and people,
+/// recognise as the kernel's own.
+#[cold]
+pub(crate) fn warn(file: &str, line: u32) {
+    kernel::pr_warn!("------------[ cut here ]------------\n");
+    kernel::pr_warn!("WARNING: at {}:{} (memnotify)\n", file, line);
+    // SAFETY: `dump_stack` and `add_taint` may be called from any context.
+    unsafe {
+        bindings::dump_stack();
+        bindings::add_taint(bindings::TAINT_WARN, bindings::lockdep_ok_LOCKDEP_STILL_OK);
+    }
+}
