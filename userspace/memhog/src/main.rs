@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use plan::{due, mib, pace_chunk, report_due, Hold, Mode, Plan, USAGE};
+use plan::{due, mib, pace_chunk, report_due, Content, Hold, Mode, Plan, USAGE};
 
 /// The signal that asked us to stop (0: none).
 static STOP: AtomicI32 = AtomicI32::new(0);
@@ -81,10 +81,11 @@ struct Region {
     base: *mut u8,
     len: usize,
     page: usize,
+    content: Content,
 }
 
 impl Region {
-    fn reserve(len: u64) -> Result<Region, String> {
+    fn reserve(len: u64, content: Content) -> Result<Region, String> {
         let page = rustix::param::page_size();
         let len = usize::try_from(len).map_err(|_| "--limit is too large".to_string())?;
         let len = len.div_ceil(page) * page;
@@ -102,20 +103,38 @@ impl Region {
             base: base.cast(),
             len,
             page,
+            content,
         })
     }
 
-    /// Writes one byte in every page of `[from, to)`, which makes it resident.
+    /// Writes every page of `[from, to)`, which makes it resident: one byte, or with
+    /// `Content::Mixed` its first half with pseudo-random bytes.
     fn touch(&mut self, from: u64, to: u64) {
         let to = (to as usize).min(self.len);
         let mut offset = from as usize;
         while offset < to {
-            // SAFETY: offset is inside the mapping, which is readable and writable.
-            unsafe {
-                self.base
-                    .add(offset)
-                    .write_volatile((offset / self.page) as u8 | 1)
-            };
+            match self.content {
+                // SAFETY: offset is inside the mapping, which is readable and writable.
+                Content::Sparse => unsafe {
+                    self.base
+                        .add(offset)
+                        .write_volatile((offset / self.page) as u8 | 1)
+                },
+                Content::Mixed => {
+                    // SAFETY: the page at offset is inside the mapping, which is readable
+                    // and writable, and nothing else refers to it.
+                    let page =
+                        unsafe { std::slice::from_raw_parts_mut(self.base.add(offset), self.page) };
+                    // xorshift64, seeded per page: incompressible, and cheap.
+                    let mut state = (offset as u64 / self.page as u64) | 1 << 63;
+                    for word in page[..self.page / 2].chunks_exact_mut(8) {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        word.copy_from_slice(&state.to_ne_bytes());
+                    }
+                }
+            }
             offset += self.page;
         }
     }
@@ -177,8 +196,13 @@ fn wait_for_line() -> Option<String> {
     }
 }
 
-fn anonymous(limit: u64, rate: Option<u64>, hold_for: Hold) -> Result<(), String> {
-    let mut region = Region::reserve(limit)?;
+fn anonymous(
+    limit: u64,
+    content: Content,
+    rate: Option<u64>,
+    hold_for: Hold,
+) -> Result<(), String> {
+    let mut region = Region::reserve(limit, content)?;
     let done = grow(&mut region, 0, limit, rate);
     if !stopping() {
         hold(hold_for, done, "");
@@ -188,8 +212,8 @@ fn anonymous(limit: u64, rate: Option<u64>, hold_for: Hold) -> Result<(), String
     Ok(())
 }
 
-fn step(limit: u64, chunk: u64, rate: Option<u64>) -> Result<(), String> {
-    let mut region = Region::reserve(limit)?;
+fn step(limit: u64, chunk: u64, content: Content, rate: Option<u64>) -> Result<(), String> {
+    let mut region = Region::reserve(limit, content)?;
     let mut done = 0;
     say(format_args!(
         "ready: each line on stdin allocates {} MiB, up to {} MiB",
@@ -264,8 +288,8 @@ fn page_cache(
 
 fn run(plan: Plan) -> Result<(), String> {
     match plan.mode {
-        Mode::Anonymous { limit } => anonymous(limit, plan.rate, plan.hold),
-        Mode::Step { limit, chunk } => step(limit, chunk, plan.rate),
+        Mode::Anonymous { limit } => anonymous(limit, plan.content, plan.rate, plan.hold),
+        Mode::Step { limit, chunk } => step(limit, chunk, plan.content, plan.rate),
         Mode::PageCache { path, size, keep } => page_cache(&path, size, keep, plan.rate, plan.hold),
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub const USAGE: &str = "\
 usage: memhog --limit SIZE [--rate SIZE/s] [--hold DURATION] [--step [--chunk SIZE]]
+              [--content sparse|mixed]
        memhog --page-cache FILE --size SIZE [--rate SIZE/s] [--hold DURATION] [--keep]
 
   --limit SIZE        allocate (mmap) and touch this much anonymous memory
@@ -14,6 +15,10 @@ usage: memhog --limit SIZE [--rate SIZE/s] [--hold DURATION] [--step [--chunk SI
   --step              wait for a line on stdin before each chunk, and before
                       releasing at the end; end of input releases and exits
   --chunk SIZE        the step size with --step (default 16M)
+  --content KIND      what the anonymous pages hold: 'sparse' (default) writes one
+                      byte per page, which compressed swap (zram) stores in a few
+                      bytes; 'mixed' fills half of each page with pseudo-random
+                      bytes, so it compresses about 2:1, like an application's heap
   --page-cache FILE   fill the page cache: write SIZE bytes to FILE and read
                       them back (FILE must be on a disk-backed file system; on
                       tmpfs the data is shared memory, not page cache)
@@ -48,12 +53,23 @@ pub enum Mode {
     },
 }
 
+/// What the anonymous pages hold.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Content {
+    /// One byte per page (cheap; compresses to almost nothing).
+    #[default]
+    Sparse,
+    /// Half of each page pseudo-random, half zero (compresses about 2:1).
+    Mixed,
+}
+
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Plan {
     pub mode: Mode,
     /// Bytes per second (None: as fast as possible).
     pub rate: Option<u64>,
     pub hold: Hold,
+    pub content: Content,
 }
 
 /// `16M`, `4096`, `1G`, `512K` in bytes.
@@ -120,6 +136,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Plan>, S
     let mut page_cache = None;
     let mut size = None;
     let mut keep = false;
+    let mut content = None;
     macro_rules! value {
         ($what:expr) => {
             text(parser.value().map_err(|error| error.to_string())?, $what)?
@@ -137,6 +154,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Plan>, S
             }
             Long("size") => size = Some(parse_size(&value!("--size"))?),
             Long("keep") => keep = true,
+            Long("content") => {
+                content = Some(match value!("--content").as_str() {
+                    "sparse" => Content::Sparse,
+                    "mixed" => Content::Mixed,
+                    other => return Err(format!("--content: '{other}' is not sparse or mixed")),
+                })
+            }
             Long("help") | Short('h') => return Ok(None),
             _ => return Err(arg.unexpected().to_string()),
         }
@@ -146,6 +170,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Plan>, S
         (Some(path), None) => {
             if step || chunk.is_some() {
                 return Err("--step and --chunk do not apply to --page-cache".into());
+            }
+            if content.is_some() {
+                return Err("--content applies to --limit only".into());
             }
             let size = size.ok_or("--page-cache needs --size")?;
             if size == 0 {
@@ -176,7 +203,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Option<Plan>, S
             return Err("say how much: --limit SIZE, or --page-cache FILE --size SIZE".into())
         }
     };
-    Ok(Some(Plan { mode, rate, hold }))
+    Ok(Some(Plan {
+        mode,
+        rate,
+        hold,
+        content: content.unwrap_or_default(),
+    }))
 }
 
 /// When `done` bytes should have been reached, at `rate` bytes per second.
@@ -269,6 +301,19 @@ mod tests {
             }
         );
         assert_eq!(plan("--help").unwrap(), None);
+    }
+
+    #[test]
+    fn content() {
+        let content = |args| plan(args).unwrap().unwrap().content;
+        assert_eq!(content("--limit 8M"), Content::Sparse);
+        assert_eq!(content("--limit 8M --content mixed"), Content::Mixed);
+        assert_eq!(
+            content("--step --limit 8M --content sparse"),
+            Content::Sparse
+        );
+        assert!(plan("--limit 8M --content random").is_err());
+        assert!(plan("--page-cache /mnt/f --size 8M --content mixed").is_err());
     }
 
     #[test]
