@@ -51,6 +51,15 @@ const V7_3: SeriesFacts = SeriesFacts {
     apt_source: "http://deb.debian.org/debian trixie-backports main",
 };
 
+impl SeriesFacts {
+    /// The upstream release the pinned Debian version packages: `6.12.118` of
+    /// `6.12.118-1~deb12u1`.
+    pub fn upstream_version(&self) -> &'static str {
+        let pinned: &'static str = self.pinned;
+        pinned.split('-').next().unwrap_or(pinned)
+    }
+}
+
 impl Series {
     pub const ALL: [Series; 2] = [Series::V6_12, Series::V7_3];
 
