@@ -24,8 +24,9 @@
 //! splats (`BUG:`, `WARNING:`, `Oops`, …): any makes the scenario fail. The console shows
 //! only errors (`loglevel=4`), and warnings (`WARNING:` headers, lockdep reports) are
 //! printed one level lower, so after the steps the kernel log itself (`dmesg -r`) is
-//! scanned too, at warning level and above, leaving out the OOM killer's reports (a
-//! stack dump by design, from scenarios that run the guest out of memory on purpose).
+//! scanned too, at warning level and above, leaving out the OOM killer's reports and
+//! kswapd's allocation failures (stack dumps by design, from scenarios that run the guest
+//! out of memory on purpose).
 //! With the debug kernel (`--debug`) kmemleak is scanned last and any leak fails the
 //! scenario. The kernel log is kept next to the console log (`<scenario>.kernel.log`).
 
@@ -714,6 +715,17 @@ pub fn log_splats(raw: &str) -> Vec<&str> {
                 continue;
             }
         }
+        // kswapd's own allocation failing while it swaps to zram (zsmalloc's pages, taken
+        // from the reserves with __GFP_HIGH) is how memory running out looks there, as the
+        // OOM killer's report is: a memory report, not a kernel bug.
+        if text
+            .split_once(": page allocation failure: ")
+            .and_then(|(task, _)| task.strip_prefix("kswapd"))
+            .is_some_and(|node| !node.is_empty() && node.bytes().all(|b| b.is_ascii_digit()))
+        {
+            in_victim_report = true;
+            continue;
+        }
         if level <= 4 && SPLATS.iter().any(|splat| text.contains(splat)) {
             splats.push(line);
         }
@@ -1044,6 +1056,22 @@ mod tests {
         assert_eq!(
             log_splats(log),
             ["<4>[   50.00] WARNING: CPU: 0 PID: 1 at x"]
+        );
+    }
+
+    #[test]
+    fn kswapds_allocation_failure_is_a_memory_report() {
+        let log = "\
+<4>kswapd0: page allocation failure: order:0, mode:0xc0ce0(GFP_KERNEL|__GFP_HIGH)
+<4>Call trace:
+<4>3226 pages reserved
+<4>Call trace:
+<4>kswapd_helper: page allocation failure: order:0
+<4>Call trace:";
+        assert_eq!(
+            log_splats(log),
+            ["<4>Call trace:", "<4>Call trace:"],
+            "a trace after the report, and another task's failure, count"
         );
     }
 
