@@ -15,7 +15,7 @@ use kernel::uaccess::{UserSliceReader, UserSliceWriter};
 use crate::{
     client::{free_client, free_client_now, new_client, Aux, Client, ClientState},
     device::{File, MiscFile, PollTable},
-    ffi, glue,
+    ffi,
     proto::{
         format_line, parse_thresholds, Figure, FileFlags, Snapshot, Thresholds, Watch, LINE_BUF,
         WRITE_MAX,
@@ -23,7 +23,7 @@ use crate::{
     sampler::{kick_for, now_ns, sample, units},
     shared,
     stats::{CLIENTS, REJECTED_OPENS},
-    DEV_GID, MAX_CLIENTS, MAX_PER_UID,
+    warn_on_once, DEV_GID, MAX_CLIENTS, MAX_PER_UID,
 };
 
 /// The device's file type: each open file is a [`Client`].
@@ -179,11 +179,11 @@ fn release_client(raw: NonNull<Client>, file: File) {
                 // `open` counted the file under the same user: the credentials cannot
                 // change.
                 None => {
-                    glue::warn_on_once!(true);
+                    warn_on_once!(true);
                 }
             }
         }
-        glue::warn_on_once!(registry.clients == 0);
+        warn_on_once!(registry.clients == 0);
         registry.clients = registry.clients.saturating_sub(1);
         CLIENTS.set(u64::from(registry.clients));
         // SAFETY: the lock is held; the nodes are unlinked, so nothing reaches them, and

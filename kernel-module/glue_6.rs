@@ -84,27 +84,19 @@ const _: () = {
     assert!(align_of::<MiscDevice>() == align_of::<usize>());
 };
 
-/// `WARN_ON_ONCE(cond)` from `include/asm-generic/bug.h`: 6.12 has no `warn_on!`, and its
+/// The warning of `warn_on_once!` (`memnotify.rs`): 6.12 has no `warn_on!`, and its
 /// `__WARN_FLAGS` (a trap with a bug-table entry) is inline assembly per architecture, so
 /// this prints what `__warn()` prints (the cut line, `WARNING: … at file:line`, a
-/// backtrace) and sets the W taint, the first time `cond` holds at this call site.
-/// Returns `cond`.
-macro_rules! warn_on_once {
-    ($cond:expr) => {{
-        let cond: bool = $cond;
-        if cond {
-            static WARNED: core::sync::atomic::AtomicBool =
-                core::sync::atomic::AtomicBool::new(false);
-            if !WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
-                $crate::glue::warn(file!(), line!());
-            }
-        }
-        cond
-    }};
+/// backtrace) and sets the W taint. A macro, so that `file!()` and `line!()` are the
+/// caller's.
+macro_rules! warn_here {
+    () => {
+        $crate::glue::warn(file!(), line!())
+    };
 }
-pub(crate) use warn_on_once;
+pub(crate) use warn_here;
 
-/// The body of [`warn_on_once`]: a warning that the console and log scanners, and people,
+/// The body of [`warn_here`]: a warning that the console and log scanners, and people,
 /// recognise as the kernel's own.
 #[cold]
 pub(crate) fn warn(file: &str, line: u32) {

@@ -38,20 +38,11 @@ pub(crate) fn set_attrs(
     group.__bindgen_anon_2.attrs = attrs;
 }
 
-/// `WARN_ON_ONCE(cond)` from `include/asm-generic/bug.h`: the kernel's warning (a
-/// backtrace, the W taint, `panic_on_warn`) through upstream's `warn_on!` the first time
-/// `cond` holds at this call site. Returns `cond`.
-macro_rules! warn_on_once {
-    ($cond:expr) => {{
-        let cond: bool = $cond;
-        if cond {
-            static WARNED: core::sync::atomic::AtomicBool =
-                core::sync::atomic::AtomicBool::new(false);
-            if !WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
-                kernel::warn_on!(true);
-            }
-        }
-        cond
-    }};
+/// The warning of `warn_on_once!` (`memnotify.rs`): upstream's `warn_on!` (a backtrace,
+/// the W taint, `panic_on_warn`), at the caller's location.
+macro_rules! warn_here {
+    () => {
+        kernel::warn_on!(true)
+    };
 }
-pub(crate) use warn_on_once;
+pub(crate) use warn_here;

@@ -37,6 +37,23 @@ mod fops;
 #[cfg_attr(memnotify_kernel_7, path = "glue_7.rs")]
 #[cfg_attr(not(memnotify_kernel_7), path = "glue_6.rs")]
 mod glue;
+
+/// `WARN_ON_ONCE(cond)` from `include/asm-generic/bug.h`: the kernel's warning (the glue
+/// room's `warn_here!`) the first time `cond` holds at this call site. Returns `cond`.
+macro_rules! warn_on_once {
+    ($cond:expr) => {{
+        let cond: bool = $cond;
+        if cond {
+            static WARNED: core::sync::atomic::AtomicBool =
+                core::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+                $crate::glue::warn_here!();
+            }
+        }
+        cond
+    }};
+}
+pub(crate) use warn_on_once;
 mod registry;
 mod sampler;
 mod stats;
