@@ -75,12 +75,31 @@ fn open_until_refused() -> Result<(Vec<OwnedFd>, &'static str)> {
     }
 }
 
-/// In the namespace, as `uid`: opens until refused, reports "COUNT ERROR" on `link`, and
-/// holds the files until a byte comes on `link`.
-fn opener(uid: u32, mut link: UnixStream) -> Result<()> {
-    become_user(uid, uid, &[]).map_err(sys(format!("becoming uid {uid} in the namespace")))?;
+/// As `uid`: opens until refused and reports "COUNT ERROR" on `link`; returns the files.
+fn open_and_report(uid: u32, link: &mut UnixStream) -> Result<Vec<OwnedFd>> {
+    become_user(uid, uid, &[]).map_err(sys(format!("becoming uid {uid}")))?;
     let (files, refusal) = open_until_refused()?;
     writeln!(link, "{} {refusal}", files.len()).map_err(io("reporting"))?;
+    Ok(files)
+}
+
+/// Reads the "COUNT ERROR" line of `open_and_report` from `stream`.
+fn read_report(stream: &mut UnixStream, who: &str) -> Result<(String, String)> {
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(io("reading a count"))?;
+    let (count, refusal) = line
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| format!("{who} reported nothing"))?;
+    Ok((count.to_string(), refusal.to_string()))
+}
+
+/// In the namespace, as `uid`: opens until refused, reports, and holds the files until a
+/// byte comes on `link`.
+fn opener(uid: u32, mut link: UnixStream) -> Result<()> {
+    let files = open_and_report(uid, &mut link)?;
     let _ = link.read(&mut [0u8; 1]);
     drop(files);
     Ok(())
@@ -105,17 +124,10 @@ fn namespace_owner(owner: u32, uids: u32, mut link: UnixStream) -> Result<()> {
     for uid in 1..=uids {
         let (mut ours, theirs) = UnixStream::pair().map_err(io("socketpair"))?;
         let pid = fork(move || opener(uid, theirs))?;
-        let mut line = String::new();
-        BufReader::new(&mut ours)
-            .read_line(&mut line)
-            .map_err(io("reading an opener's count"))?;
-        let (count, refusal) = line
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| format!("uid {uid} in the namespace reported nothing"))?;
-        counts.push(count.to_string());
-        if !refusals.iter().any(|r: &String| r == refusal) {
-            refusals.push(refusal.to_string());
+        let (count, refusal) = read_report(&mut ours, &format!("uid {uid} in the namespace"))?;
+        counts.push(count);
+        if !refusals.contains(&refusal) {
+            refusals.push(refusal);
         }
         holders.push((pid, ours));
     }
@@ -174,19 +186,10 @@ pub fn userns_limit(args: &[String]) -> Result<()> {
     let (mut outside, theirs) = UnixStream::pair().map_err(io("socketpair"))?;
     let outsider = fork(move || {
         let mut link = theirs;
-        become_user(owner, owner, &[]).map_err(sys(format!("becoming uid {owner}")))?;
-        let (files, refusal) = open_until_refused()?;
-        writeln!(link, "{} {refusal}", files.len()).map_err(io("reporting"))
+        open_and_report(owner, &mut link).map(drop)
     })?;
-    let mut line = String::new();
-    BufReader::new(&mut outside)
-        .read_line(&mut line)
-        .map_err(io("reading the owner's count"))?;
+    let (count, refusal) = read_report(&mut outside, "the owner outside")?;
     reap(outsider, "the owner outside")?;
-    let (count, refusal) = line
-        .trim()
-        .split_once(' ')
-        .ok_or("the owner outside reported nothing")?;
     println!("uid {owner} outside: opened {count} more, then {refusal}");
 
     ours.write_all(b"d").map_err(io("letting go"))?;
