@@ -435,6 +435,20 @@ pub fn ci(_sh: &Shell) -> Result<()> {
         start.elapsed().as_secs_f64() / 60.0,
         report.skipped
     );
+    // The failures again, next to the last line: a log cut to its tail still names them.
+    for check in checks
+        .iter()
+        .filter(|check| !check.passed && !check.skipped)
+    {
+        println!("FAIL {}: {}", check.name, check.note);
+    }
+    for row in report
+        .rows
+        .iter()
+        .filter(|row| row.outcome == Outcome::Fail)
+    {
+        println!("FAIL {} {}: {}", row.cell, row.name, row.note);
+    }
     println!("{passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} check(s) failed");
