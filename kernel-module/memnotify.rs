@@ -201,7 +201,7 @@ struct Shared {
     kick_pending: AtomicBool,
     /// A file opened or wrote thresholds since the running evaluation started: it plans
     /// the next one at once instead of moving the kick's run back to its own period.
-    kicked: AtomicBool,
+    kicked: proto::KickFlag,
     /// Monotonic time of the last evaluation's start.
     last_eval_start_ns: AtomicU64,
     /// Monotonic time of the last kick an unprivileged file was allowed ([`kick_for`]).
@@ -259,7 +259,7 @@ impl kernel::Module for Memnotify {
                     }
                 }),
                 kick_pending: AtomicBool::new(false),
-                kicked: AtomicBool::new(false),
+                kicked: proto::KickFlag::new(),
                 last_limited_kick_ns: AtomicU64::new(0),
                 last_eval_start_ns: AtomicU64::new(0),
             }),

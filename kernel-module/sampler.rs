@@ -14,7 +14,7 @@ use crate::{
     ffi,
     proto::{
         speed_pages_per_s, Counters, DefaultClient, Figure, Figures, Levels, Observation, Sampling,
-        Snapshot, Units,
+        Snapshot, Timer, Units,
     },
     registry::{Registry, PRIVILEGED, UNPRIVILEGED},
     shared,
@@ -128,7 +128,7 @@ pub(crate) fn evaluate(shared: &Shared) {
     let start = now_ns();
     shared.last_eval_start_ns.store(start, Ordering::Relaxed);
     shared.kick_pending.store(false, Ordering::Relaxed);
-    shared.kicked.store(false, Ordering::Relaxed);
+    shared.kicked.begin();
     let figures = sample();
     let mut registry = shared.registry.lock();
     if registry.clients == 0 {
@@ -249,7 +249,7 @@ pub(crate) fn evaluate(shared: &Shared) {
         nearest_trigger,
         nearest_limited,
         default_levels,
-        kicked: shared.kicked.load(Ordering::Relaxed),
+        kicked: shared.kicked.is_set(),
     });
 
     INTERVAL_MS.set(interval);
@@ -260,21 +260,7 @@ pub(crate) fn evaluate(shared: &Shared) {
     if cost > MAX_EVAL_NS.get() {
         MAX_EVAL_NS.set(cost);
     }
-    // SAFETY: the sampler was initialised before registration and is cancelled at exit.
-    unsafe {
-        ffi::mod_delayed_work(
-            shared.sampler.get(),
-            interval.min(u64::from(u32::MAX)) as u32,
-        )
-    };
-    // A kick that came after the plan read `kicked` but before the line above had its
-    // immediate run pushed back by `interval`: run at once after all. (If its own
-    // `mod_delayed_work` came after ours instead, the workqueue's lock orders its store
-    // before that call, and it stands.)
-    if interval != 0 && shared.kicked.load(Ordering::Relaxed) {
-        // SAFETY: as above.
-        unsafe { ffi::mod_delayed_work(shared.sampler.get(), 0) };
-    }
+    shared.kicked.rearm(shared, interval);
 }
 
 /// # Safety
@@ -286,9 +272,17 @@ pub(crate) unsafe extern "C" fn sampler_run(_work: *mut bindings::work_struct) {
 
 /// Starts the sampler now (a file opened or wrote thresholds).
 pub(crate) fn kick(shared: &Shared) {
-    shared.kicked.store(true, Ordering::Relaxed);
-    // SAFETY: the sampler was initialised before registration and is cancelled at exit.
-    unsafe { ffi::mod_delayed_work(shared.sampler.get(), 0) };
+    shared.kicked.kick(shared);
+}
+
+/// The sampler's delayed work, for [`KickFlag`](crate::proto::KickFlag).
+impl Timer for Shared {
+    fn schedule(&self, delay_ms: u64) {
+        // SAFETY: the sampler was initialised before registration and is cancelled at exit.
+        unsafe {
+            ffi::mod_delayed_work(self.sampler.get(), delay_ms.min(u64::from(u32::MAX)) as u32)
+        };
+    }
 }
 
 /// Starts the sampler for a file: now for a privileged one; for an unprivileged one at

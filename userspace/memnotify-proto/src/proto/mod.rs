@@ -3,6 +3,7 @@
 pub mod amount;
 pub mod figures;
 pub mod flags;
+pub mod kick;
 pub mod levels;
 pub mod line;
 pub mod number;
@@ -13,6 +14,7 @@ pub mod watch;
 pub use amount::{Amount, ByteUnit, AMOUNT_TEXT_MAX};
 pub use figures::{Counters, Figure, Figures, FIGURE_COUNT};
 pub use flags::FileFlags;
+pub use kick::{KickFlag, Timer};
 pub use levels::{DefaultClient, Level, Levels, DEFAULT_CRITICAL_PCT, DEFAULT_LOW_PCT};
 pub use line::{format_line, parse_line, LineError, LineWriter, Snapshot, LINE_BUF, LINE_MAX};
 pub use number::div_u64;
