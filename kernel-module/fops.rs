@@ -17,8 +17,8 @@ use crate::{
     device::{File, MiscFile, PollTable},
     ffi,
     proto::{
-        format_line, parse_thresholds, Figure, FileFlags, Snapshot, Thresholds, Watch, LINE_BUF,
-        WRITE_MAX,
+        arming_figures, format_line, parse_thresholds, Figure, FileFlags, Snapshot, Thresholds,
+        Watch, LINE_BUF, WRITE_MAX,
     },
     sampler::{kick_for, now_ns, sample, units},
     shared,
@@ -298,18 +298,9 @@ fn write_thresholds(client: &Client, input: UserSliceReader) -> Result {
 
     let shared = shared();
     let mut registry = shared.registry.lock();
-    // While an evaluation delivers in batches, arm against its figures: the rest of its
-    // delivery then cannot find these triggers crossed; the next evaluation compares
-    // them with a new sample as usual. Otherwise arm against the newer of this write's
-    // sample and the last evaluation's: an older one could put the watch on the wrong
-    // side of a threshold the figures have already crossed, for a spurious crossing at
-    // the next evaluation and its reverse after.
-    let figures = if registry.delivering || registry.last.time_ns >= sampled_ns {
-        registry.last.figures
-    } else {
-        sampled
-    };
-    let watch = Watch::new(thresholds, &figures);
+    // Not against a sample older than the last evaluation's (see `arming_figures`).
+    let figures = arming_figures(&sampled, sampled_ns, &registry.last, registry.delivering);
+    let watch = Watch::new(thresholds, figures);
     // SAFETY: the client is open, its nodes linked as its state says.
     unsafe { registry.unindex(client) };
     let stored = {

@@ -1,8 +1,8 @@
 //! The per-file crossing state machine.
 
 use memnotify_proto::{
-    Crossings, Figure, Figures, SingleWatch, Thresholds, Trigger, Watch, FIGURE_COUNT,
-    WATCH_PAGES_MAX,
+    arming_figures, Crossings, Figure, Figures, SingleWatch, Snapshot, Thresholds, Trigger, Watch,
+    FIGURE_COUNT, WATCH_PAGES_MAX,
 };
 use proptest::prelude::*;
 
@@ -415,5 +415,67 @@ proptest! {
             }
             None => prop_assert!(watch.armed() > 1),
         }
+    }
+}
+
+/// A write sampled `used` below its new threshold, then an evaluation sampled it above and
+/// was done before the write took the lock: arming against the write's own, older sample
+/// would report a crossing up at the next evaluation (and down at a later one) although the
+/// figure crossed before the thresholds existed.
+#[test]
+fn a_write_arms_against_the_newer_sample() {
+    let own = with(Figure::Used, 90);
+    let last = Snapshot {
+        figures: with(Figure::Used, 110),
+        time_ns: 2_000,
+        ..Snapshot::default()
+    };
+    let next = with(Figure::Used, 110);
+    let armed = arming_figures(&own, 1_000, &last, false);
+    assert_eq!(armed, &last.figures);
+    let mut watch = Watch::new(thresholds(Figure::Used, 100, 0), armed);
+    assert_eq!(watch.evaluate(&next), Crossings::default());
+
+    // The write's own sample is the newer: it counts, not the evaluation's.
+    assert_eq!(arming_figures(&own, 3_000, &last, false), &own);
+    // Equal times: the evaluation's, which the sampler has delivered against.
+    assert_eq!(arming_figures(&own, 2_000, &last, false), &last.figures);
+}
+
+/// While an evaluation delivers in batches, a write arms against that evaluation's figures
+/// even when its own sample is newer: the rest of the delivery must not find the new
+/// trigger crossed.
+#[test]
+fn a_write_during_a_delivery_arms_against_its_figures() {
+    let own = with(Figure::Used, 90);
+    let last = Snapshot {
+        figures: with(Figure::Used, 110),
+        time_ns: 2_000,
+        ..Snapshot::default()
+    };
+    assert_eq!(arming_figures(&own, 3_000, &last, true), &last.figures);
+}
+
+proptest! {
+    /// Whatever the two samples, a write armed by `arming_figures` reports no crossing at
+    /// an evaluation that sees the same figures as the newer sample (or the delivering one).
+    #[test]
+    fn no_spurious_crossing_after_a_write(
+        own_used in 0u64..200,
+        last_used in 0u64..200,
+        own_ns in 0u64..10,
+        last_ns in 0u64..10,
+        delivering: bool,
+        threshold in 1u64..200,
+        hysteresis in 0u64..50,
+    ) {
+        let own = with(Figure::Used, own_used);
+        let last = Snapshot { figures: with(Figure::Used, last_used), time_ns: last_ns, ..Snapshot::default() };
+        let current = if delivering || last_ns >= own_ns { &last.figures } else { &own };
+        let mut watch = Watch::new(
+            thresholds(Figure::Used, threshold, hysteresis),
+            arming_figures(&own, own_ns, &last, delivering),
+        );
+        prop_assert_eq!(watch.evaluate(current), Crossings::default());
     }
 }

@@ -20,4 +20,4 @@ pub use line::{format_line, parse_line, LineError, LineWriter, Snapshot, LINE_BU
 pub use number::div_u64;
 pub use sampling::{next_interval_ms, speed_pages_per_s, Observation, Sampling};
 pub use thresholds::{parse_thresholds, parse_value, ParseError, Thresholds, Units, WRITE_MAX};
-pub use watch::{Crossings, SingleWatch, Trigger, Watch, WATCH_PAGES_MAX};
+pub use watch::{arming_figures, Crossings, SingleWatch, Trigger, Watch, WATCH_PAGES_MAX};

@@ -14,6 +14,7 @@
 //! below 2^32 - 1 pages.
 
 use super::figures::{Figure, Figures, FIGURE_COUNT};
+use super::line::Snapshot;
 use super::thresholds::Thresholds;
 
 /// Where a figure has to go for a file's threshold on it to cross.
@@ -216,5 +217,27 @@ impl Watch {
             .iter()
             .filter_map(|&figure| Some(self.trigger(figure)?.distance(now.get(figure))))
             .min()
+    }
+}
+
+/// The figures a write arms its thresholds against ([`Watch::new`]), given its own sample
+/// (`own`, taken at `own_ns` before the registry's lock), the last evaluation's sample
+/// (`last`) and whether that evaluation is still delivering its crossings.
+///
+/// While an evaluation delivers in batches, the write arms against its figures: the rest of
+/// its delivery then cannot find the new triggers crossed; the next evaluation compares them
+/// with a new sample as usual. Otherwise the newer of the two samples: arming against an
+/// older one could put the watch on the wrong side of a threshold the figures have already
+/// crossed, for a spurious crossing at the next evaluation and its reverse after it.
+pub fn arming_figures<'a>(
+    own: &'a Figures,
+    own_ns: u64,
+    last: &'a Snapshot,
+    delivering: bool,
+) -> &'a Figures {
+    if delivering || last.time_ns >= own_ns {
+        &last.figures
+    } else {
+        own
     }
 }
