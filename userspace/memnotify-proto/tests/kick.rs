@@ -40,6 +40,19 @@ struct Work<'a> {
     flag: &'a KickFlag,
 }
 
+impl<'a> Work<'a> {
+    /// Work with `pending` as its delay; `kick_after_first` lands a kick on `flag` right
+    /// after its first `schedule`.
+    fn new(flag: &'a KickFlag, pending: Option<u64>, kick_after_first: bool) -> Work<'a> {
+        Work {
+            pending: Cell::new(pending),
+            schedules: Cell::new(0),
+            kick_after_first: Cell::new(kick_after_first),
+            flag,
+        }
+    }
+}
+
 impl Timer for Work<'_> {
     fn schedule(&self, delay_ms: u64) {
         self.pending.set(Some(delay_ms));
@@ -54,12 +67,7 @@ impl Timer for Work<'_> {
 /// delay pending at its end.
 fn evaluate_with_kick_at(point: Point) -> Option<u64> {
     let flag = KickFlag::new();
-    let work = Work {
-        pending: Cell::new(None),
-        schedules: Cell::new(0),
-        kick_after_first: Cell::new(point == Point::AfterSchedule),
-        flag: &flag,
-    };
+    let work = Work::new(&flag, None, point == Point::AfterSchedule);
     let kick_at = |here: Point| {
         if point == here {
             flag.kick(&work);
@@ -100,12 +108,7 @@ fn a_kick_during_an_evaluation_runs_it_again_at_once() {
 #[test]
 fn without_a_kick_the_planned_period_stands() {
     let flag = KickFlag::new();
-    let work = Work {
-        pending: Cell::new(None),
-        schedules: Cell::new(0),
-        kick_after_first: Cell::new(false),
-        flag: &flag,
-    };
+    let work = Work::new(&flag, None, false);
     flag.begin();
     flag.rearm(&work, 1000);
     assert_eq!(work.pending.get(), Some(1000));
@@ -115,12 +118,7 @@ fn without_a_kick_the_planned_period_stands() {
 #[test]
 fn a_kick_runs_the_work_at_once() {
     let flag = KickFlag::new();
-    let work = Work {
-        pending: Cell::new(Some(1000)),
-        schedules: Cell::new(0),
-        kick_after_first: Cell::new(false),
-        flag: &flag,
-    };
+    let work = Work::new(&flag, Some(1000), false);
     flag.kick(&work);
     assert!(flag.is_set());
     assert_eq!(work.pending.get(), Some(0));

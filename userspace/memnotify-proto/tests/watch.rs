@@ -418,6 +418,15 @@ proptest! {
     }
 }
 
+/// The last evaluation's sample: `figures`, taken at `time_ns`.
+fn evaluated(figures: Figures, time_ns: u64) -> Snapshot {
+    Snapshot {
+        figures,
+        time_ns,
+        ..Snapshot::default()
+    }
+}
+
 /// A write sampled `used` below its new threshold, then an evaluation sampled it above and
 /// was done before the write took the lock: arming against the write's own, older sample
 /// would report a crossing up at the next evaluation (and down at a later one) although the
@@ -425,11 +434,7 @@ proptest! {
 #[test]
 fn a_write_arms_against_the_newer_sample() {
     let own = with(Figure::Used, 90);
-    let last = Snapshot {
-        figures: with(Figure::Used, 110),
-        time_ns: 2_000,
-        ..Snapshot::default()
-    };
+    let last = evaluated(with(Figure::Used, 110), 2_000);
     let next = with(Figure::Used, 110);
     let armed = arming_figures(&own, 1_000, &last, false);
     assert_eq!(armed, &last.figures);
@@ -448,11 +453,7 @@ fn a_write_arms_against_the_newer_sample() {
 #[test]
 fn a_write_during_a_delivery_arms_against_its_figures() {
     let own = with(Figure::Used, 90);
-    let last = Snapshot {
-        figures: with(Figure::Used, 110),
-        time_ns: 2_000,
-        ..Snapshot::default()
-    };
+    let last = evaluated(with(Figure::Used, 110), 2_000);
     assert_eq!(arming_figures(&own, 3_000, &last, true), &last.figures);
 }
 
@@ -470,7 +471,7 @@ proptest! {
         hysteresis in 0u64..50,
     ) {
         let own = with(Figure::Used, own_used);
-        let last = Snapshot { figures: with(Figure::Used, last_used), time_ns: last_ns, ..Snapshot::default() };
+        let last = evaluated(with(Figure::Used, last_used), last_ns);
         let current = if delivering || last_ns >= own_ns { &last.figures } else { &own };
         let mut watch = Watch::new(
             thresholds(Figure::Used, threshold, hysteresis),
