@@ -424,11 +424,11 @@ pub fn ci(_sh: &Shell) -> Result<()> {
     println!("\n== QEMU scenarios");
     print!("{}", report.table());
     let passed = checks.iter().filter(|check| check.passed).count() + report.passed;
-    let failed = checks
+    let failed_checks: Vec<_> = checks
         .iter()
         .filter(|check| !check.passed && !check.skipped)
-        .count()
-        + report.failed;
+        .collect();
+    let failed = failed_checks.len() + report.failed;
     let skipped_checks = checks.iter().filter(|check| check.skipped).count();
     println!(
         "\nci finished in {:.0} min ({} scenario runs and {skipped_checks} checks skipped, each with its reason above)",
@@ -436,10 +436,7 @@ pub fn ci(_sh: &Shell) -> Result<()> {
         report.skipped
     );
     // The failures again, next to the last line: a log cut to its tail still names them.
-    for check in checks
-        .iter()
-        .filter(|check| !check.passed && !check.skipped)
-    {
+    for check in failed_checks {
         println!("FAIL {}: {}", check.name, check.note);
     }
     for row in report
