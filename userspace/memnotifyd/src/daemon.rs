@@ -58,6 +58,26 @@ pub struct Daemon {
     /// The system bus thread, when the configuration switches an interface on.
     #[cfg(feature = "dbus")]
     bus: Option<crate::dbus_service::Bus>,
+    /// Last, so it is removed after the socket and the bus thread are gone.
+    pidfile: Option<PidFile>,
+}
+
+/// `--pidfile`: written once the daemon is ready, removed when dropped. As the daemon's
+/// last field it goes last, so the file exists exactly while the daemon serves.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> Result<PidFile, StartError> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|error| StartError::Other(format!("pidfile {}: {error}", path.display())))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn level_name(config: &Config, level: usize) -> &str {
@@ -134,11 +154,6 @@ impl Daemon {
             SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD])
                 .map_err(|error| StartError::Other(error.to_string()))?;
         protect(&mut logger);
-        if let Some(pidfile) = &settings.pidfile {
-            std::fs::write(pidfile, format!("{}\n", std::process::id())).map_err(|error| {
-                StartError::Other(format!("pidfile {}: {error}", pidfile.display()))
-            })?;
-        }
         let most_stages = config
             .levels
             .iter()
@@ -174,6 +189,7 @@ impl Daemon {
             pollfds,
             #[cfg(feature = "dbus")]
             bus,
+            pidfile: None,
             settings,
             config,
             monitor,
@@ -185,6 +201,14 @@ impl Daemon {
         // Under MCL_ONFAULT, fault in (and so lock) the victim scan now rather than
         // when memory is short.
         daemon.killer.warm_up(&daemon.config.kill);
+        // Last: the pidfile says the daemon is ready (its socket listens, the bus thread
+        // runs), so an init script or a test waits for it rather than for a fixed time.
+        daemon.pidfile = daemon
+            .settings
+            .pidfile
+            .as_deref()
+            .map(PidFile::write)
+            .transpose()?;
         Ok(daemon)
     }
 
@@ -576,13 +600,5 @@ impl Daemon {
             ),
         );
         self.evaluate();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(pidfile) = &self.settings.pidfile {
-            let _ = std::fs::remove_file(pidfile);
-        }
     }
 }

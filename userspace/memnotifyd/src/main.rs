@@ -43,7 +43,7 @@ usage: memnotifyd [--config PATH] [--dry-run] [--pidfile PATH] [--syslog]
   --check-config    validate the configuration and exit: 0 if it is valid,
                     2 with 'path:line:column: reason' if not
   --dry-run         decide, log and publish, but run no hook, reclaim or kill
-  --pidfile PATH    write the daemon's pid there (removed at exit)
+  --pidfile PATH    write the daemon's pid there once it is ready (removed at exit)
   --syslog          log to syslog when /dev/log exists (default: stderr)
   --version         print the version
 
