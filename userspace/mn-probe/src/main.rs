@@ -62,6 +62,9 @@ usage: mn-probe <command> [args]
                                               stalled, vanished and too many clients
   daemon-socket-per-uid PATH N                with the socket open to all: uid 1000 gets N
                                               subscriptions, uid 1001 and root still get in
+
+The waiting commands (wait, epoll, sigio, wait-default, mce, bad-writes, keep-event) take
+--ready FILE: they create FILE once armed, for a script to wait on (`wait-for`).
 ";
 
 fn main() -> ExitCode {
@@ -284,31 +287,62 @@ pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), Errno> {
     rustix::thread::set_thread_uid(Uid::from_raw(uid))
 }
 
-/// `--timeout S` and `--count N` out of `args`; the rest is joined as thresholds.
-fn options(args: &[String]) -> Result<(String, Duration, usize)> {
-    let mut timeout = Duration::from_secs(30);
-    let mut count = 1;
-    let mut words = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--timeout" => {
-                let secs: u64 = iter
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--timeout needs seconds")?;
-                timeout = Duration::from_secs(secs);
+/// A waiting command's options: its thresholds, `--timeout S`, `--count N` and
+/// `--ready FILE`.
+struct Options {
+    /// The words that are not options, joined: the thresholds.
+    thresholds: String,
+    timeout: Duration,
+    count: usize,
+    /// Created once the probe is armed, so a scenario waits for that, not for a fixed time.
+    ready: Option<std::path::PathBuf>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options {
+            thresholds: String::new(),
+            timeout: Duration::from_secs(30),
+            count: 1,
+            ready: None,
+        };
+        let mut words = Vec::new();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            match arg.as_str() {
+                "--timeout" => {
+                    let secs: u64 = iter
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--timeout needs seconds")?;
+                    options.timeout = Duration::from_secs(secs);
+                }
+                "--count" => {
+                    options.count = iter
+                        .next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--count needs a number")?
+                }
+                "--ready" => {
+                    options.ready = Some(iter.next().ok_or("--ready needs a file")?.into())
+                }
+                word => words.push(word.to_string()),
             }
-            "--count" => {
-                count = iter
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or("--count needs a number")?
-            }
-            word => words.push(word.to_string()),
         }
+        options.thresholds = words.join(" ");
+        Ok(options)
     }
-    Ok((words.join(" "), timeout, count))
+
+    /// Says the probe is armed: `line` on stdout, then the `--ready` file.
+    fn armed(&self, line: &str) -> Result<()> {
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+        if let Some(ready) = &self.ready {
+            std::fs::write(ready, b"")
+                .map_err(|error| format!("--ready {}: {error}", ready.display()))?;
+        }
+        Ok(())
+    }
 }
 
 fn print_event(how: &str, line: &str) {
@@ -330,12 +364,12 @@ fn await_event(fd: impl AsFd, deadline: Instant, timeout: Duration) -> Result<()
 }
 
 fn wait(args: &[String]) -> Result<()> {
-    let (thresholds, timeout, count) = options(args)?;
+    let options = Options::parse(args)?;
+    let (timeout, count) = (options.timeout, options.count);
     let fd = open(OFlags::RDWR)?;
     read_line(&fd)?;
-    set_thresholds(&fd, &thresholds)?;
-    println!("armed: {thresholds}");
-    let _ = std::io::stdout().flush();
+    set_thresholds(&fd, &options.thresholds)?;
+    options.armed(&format!("armed: {}", options.thresholds))?;
     let deadline = Instant::now() + timeout;
     let mut seq = 0;
     for _ in 0..count {
@@ -371,18 +405,21 @@ fn read_event(fd: impl AsFd, last: u64) -> Result<u64> {
 /// 255-byte buffer at whatever offset the file is at: it never seeks, so the module must
 /// hand it a line after every event although the file position has moved on.
 fn mce(args: &[String]) -> Result<()> {
-    let (used, timeout, count) = options(args)?;
+    let options = Options::parse(args)?;
+    let timeout = options.timeout;
     let count = if args.iter().any(|arg| arg == "--count") {
-        count
+        options.count
     } else {
         2
     };
-    let used: u64 = used.parse().map_err(|_| "mce needs USED in pages")?;
+    let used: u64 = options
+        .thresholds
+        .parse()
+        .map_err(|_| "mce needs USED in pages")?;
     let fd = open(OFlags::RDWR)?;
     let thresholds = format!("used {used} active 0 total 0");
     set_thresholds(&fd, &thresholds)?;
-    println!("mce armed: {thresholds}");
-    let _ = std::io::stdout().flush();
+    options.armed(&format!("mce armed: {thresholds}"))?;
     let deadline = Instant::now() + timeout;
     for _ in 0..count {
         await_event(&fd, deadline, timeout)?;
@@ -402,9 +439,10 @@ fn mce(args: &[String]) -> Result<()> {
 }
 
 fn epoll(args: &[String]) -> Result<()> {
-    let (thresholds, timeout, _) = options(args)?;
+    let options = Options::parse(args)?;
+    let (thresholds, timeout) = (&options.thresholds, options.timeout);
     let fd = open(OFlags::RDWR)?;
-    set_thresholds(&fd, &thresholds)?;
+    set_thresholds(&fd, thresholds)?;
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(sys("epoll_create1"))?;
     epoll::add(
         &ep,
@@ -413,8 +451,7 @@ fn epoll(args: &[String]) -> Result<()> {
         epoll::EventFlags::IN,
     )
     .map_err(sys("epoll_ctl"))?;
-    println!("armed: {thresholds}");
-    let _ = std::io::stdout().flush();
+    options.armed(&format!("armed: {thresholds}"))?;
     let mut ready = Vec::with_capacity(1);
     let limit = Timespec::try_from(timeout).map_err(|_| "--timeout out of range")?;
     let n = epoll::wait(
@@ -431,9 +468,10 @@ fn epoll(args: &[String]) -> Result<()> {
 }
 
 fn sigio(args: &[String]) -> Result<()> {
-    let (thresholds, timeout, _) = options(args)?;
+    let options = Options::parse(args)?;
+    let (thresholds, timeout) = (&options.thresholds, options.timeout);
     let fd = open(OFlags::RDWR)?;
-    set_thresholds(&fd, &thresholds)?;
+    set_thresholds(&fd, thresholds)?;
     // rustix has neither signal masks nor F_SETOWN: those stay libc calls.
     // SAFETY: a zeroed sigset_t is valid; sigemptyset and sigaddset only write to it.
     let set = unsafe {
@@ -447,8 +485,7 @@ fn sigio(args: &[String]) -> Result<()> {
     set_owner(fd.as_fd())?;
     let flags = rustix::fs::fcntl_getfl(&fd).map_err(sys("F_GETFL"))?;
     rustix::fs::fcntl_setfl(&fd, flags | OFlags::ASYNC).map_err(sys("F_SETFL O_ASYNC"))?;
-    println!("armed: {thresholds}");
-    let _ = std::io::stdout().flush();
+    options.armed(&format!("armed: {thresholds}"))?;
     let wait = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: 0,
@@ -476,10 +513,13 @@ pub fn set_owner(fd: BorrowedFd<'_>) -> Result<()> {
 }
 
 fn wait_default(args: &[String]) -> Result<()> {
-    let (_, timeout, _) = options(args)?;
+    let options = Options::parse(args)?;
+    let timeout = options.timeout;
     let fd = open(OFlags::RDONLY)?;
-    println!("waiting for a default-level event: {}", read_line(&fd)?);
-    let _ = std::io::stdout().flush();
+    options.armed(&format!(
+        "waiting for a default-level event: {}",
+        read_line(&fd)?
+    ))?;
     if !poll_in(&fd, timeout)? {
         return Err(format!("no default-level event within {}s", timeout.as_secs()).into());
     }
@@ -488,9 +528,10 @@ fn wait_default(args: &[String]) -> Result<()> {
 }
 
 fn bad_writes(args: &[String]) -> Result<()> {
-    let (thresholds, timeout, _) = options(args)?;
+    let options = Options::parse(args)?;
+    let (thresholds, timeout) = (&options.thresholds, options.timeout);
     let fd = open(OFlags::RDWR)?;
-    set_thresholds(&fd, &thresholds)?;
+    set_thresholds(&fd, thresholds)?;
     let long = vec![b'1'; 257];
     let huge = {
         let mut huge = b"used ".to_vec();
@@ -535,8 +576,9 @@ fn bad_writes(args: &[String]) -> Result<()> {
     if !failures.is_empty() {
         return Err(format!("writes not rejected with EINVAL: {}", failures.join("; ")).into());
     }
-    println!("all bad writes rejected; waiting for the event of {thresholds:?}");
-    let _ = std::io::stdout().flush();
+    options.armed(&format!(
+        "all bad writes rejected; waiting for the event of {thresholds:?}"
+    ))?;
     if !poll_in(&fd, timeout)? {
         return Err(format!(
             "the original thresholds did not fire within {}s",
@@ -591,13 +633,13 @@ fn read_semantics() -> Result<()> {
 }
 
 fn keep_event(args: &[String]) -> Result<()> {
-    let (thresholds, timeout, _) = options(args)?;
+    let options = Options::parse(args)?;
+    let (thresholds, timeout) = (&options.thresholds, options.timeout);
     let fd = open(OFlags::RDWR)?;
-    set_thresholds(&fd, &thresholds)?;
+    set_thresholds(&fd, thresholds)?;
     // The write makes one read return the figures; take it, so only the event is left.
     read_line(&fd)?;
-    println!("armed {thresholds:?}; waiting for its event");
-    let _ = std::io::stdout().flush();
+    options.armed(&format!("armed {thresholds:?}; waiting for its event"))?;
     if !poll_in(&fd, timeout)? {
         return Err(format!("no event within {}s", timeout.as_secs()).into());
     }

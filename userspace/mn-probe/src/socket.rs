@@ -14,8 +14,10 @@ use rustix::io::Errno;
 
 use crate::{become_user, sys, Error, Result};
 
-/// The longest a well-behaved query may take while the bad clients are connected.
-const PROMPT: Duration = Duration::from_secs(2);
+/// The longest a well-behaved query may take while the bad clients are connected. A
+/// daemon blocked on a bad client never answers; a guest on a starved vCPU of a busy host
+/// answers seconds late: the bound is wide enough to tell the two apart.
+const PROMPT: Duration = Duration::from_secs(10);
 
 /// For `map_err` on std's socket calls: the errno, with what was being done.
 fn os(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -173,8 +175,22 @@ pub fn daemon_socket(args: &[String]) -> Result<()> {
     drop(flood);
     drop(stalled);
     drop(idle);
-    std::thread::sleep(Duration::from_millis(300));
-    prompt_query(path, "after 64 connections came and went")?;
+    // Until the daemon has seen them go, it may still be full and shed the query too:
+    // ask again until it answers.
+    let start = Instant::now();
+    loop {
+        match query(path) {
+            Ok(_) => break,
+            Err(error) if start.elapsed() > PROMPT => {
+                return Err(error.during("after 64 connections came and went"))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    println!(
+        "query answered in {} ms after 64 connections came and went",
+        start.elapsed().as_millis()
+    );
 
     if failures.is_empty() {
         println!("daemon-socket: all checks passed");
