@@ -29,11 +29,16 @@ const DIRS: &[&str] = &[
     "/etc",
     "/etc/init.d",
     "/etc/memnotify",
+    "/usr/share",
+    "/usr/share/memnotify",
     "/lib",
     "/lib/modules",
     "/mnt",
     "/extra",
 ];
+
+/// The shell functions every scenario step sources (`wait_for`), in the image.
+pub const SCENARIO_LIB: &str = "/usr/share/memnotify/scenario-lib.sh";
 
 /// What a built image consists of.
 pub struct Image {
@@ -81,6 +86,12 @@ pub fn build(cell: Cell, extra: Option<&Path>, command: Option<&str>) -> Result<
         "/usr/bin/memnotify-demo",
         &root.join("qemu/initramfs/memnotify-demo"),
         "0755",
+    )?;
+    file(
+        &mut spec,
+        SCENARIO_LIB,
+        &root.join("qemu/initramfs/scenario-lib.sh"),
+        "0644",
     )?;
     file(&mut spec, "/lib/modules/memnotify.ko", &module, "0644")?;
     for binary in &binaries {

@@ -12,7 +12,9 @@
 //! extra: dbus                        # optional: a bundle under /extra (dbus: Debian's
 //!                                    # system bus and clients, memnotifyd with D-Bus)
 //! steps:
-//!   - run: cat /dev/memnotify        # a shell command; stdin is /dev/null, stderr is merged
+//!   - run: cat /dev/memnotify        # a shell command; stdin is /dev/null, stderr is merged;
+//!                                    # `wait_for` (qemu/initramfs/scenario-lib.sh) is defined,
+//!                                    # and a bare `sleep` line is refused (see `fixed_wait`)
 //!     expect: ['^used \d+ active']   # regexes that must all match its output (multi-line mode)
 //!     reject: ['Oops']               # regexes that must not match
 //!     status: 0                      # expected exit status: a number, `nonzero` or `any`
@@ -198,6 +200,17 @@ impl Scenario {
         if self.steps.is_empty() {
             bail!("{}: has no steps", context());
         }
+        for (index, step) in self.steps.iter().enumerate() {
+            if let Some(line) = fixed_wait(&step.run) {
+                bail!(
+                    "{}: step {}: `{line}` waits a fixed time; wait on the condition with \
+                     wait_for (qemu/initramfs/scenario-lib.sh); a measured window goes on \
+                     one line with its readings",
+                    context(),
+                    index + 1
+                );
+            }
+        }
         for list in [&self.applies.arch, &self.applies.swap]
             .into_iter()
             .flatten()
@@ -210,6 +223,20 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// The first line of `run` that waits a fixed time before going on: a `sleep` alone on its
+/// line, or chained with `&&`. On a busy host a guest's vCPU is starved for seconds, so
+/// such a wait is a race; polling loops (`do sleep 0.1; done`), background sleepers
+/// (`sleep 300 &`) and measured windows (`e1=…; sleep 3; e2=…`) are not flagged.
+fn fixed_wait(run: &str) -> Option<&str> {
+    run.lines().map(str::trim).find(|line| {
+        let code = line.split(" #").next().unwrap_or(line).trim();
+        let alone = code.strip_prefix("sleep ").is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.')
+        });
+        alone || code.contains("&& sleep ")
+    })
 }
 
 /// The scenarios of one YAML text (one mapping or a sequence), validated; `origin` names
@@ -832,7 +859,8 @@ impl Guest {
             // The marker is split in the command text so only its output can match.
             let marker = format!("@@MN-RC-{index}@@");
             let sent = format!(
-                "( {}\n) </dev/null 2>&1; echo \"@@MN-RC-{index}\"\"@@=$?\"",
+                "( . {}\n{}\n) </dev/null 2>&1; echo \"@@MN-RC-{index}\"\"@@=$?\"",
+                image::SCENARIO_LIB,
                 step.run.trim_end()
             );
             // Every line of the step's text is marked, so the splat scan can tell the
@@ -1092,6 +1120,36 @@ mod selection_tests {
             .map(|name| format!("- name: {name}\n  description: d\n  steps: [{{run: 'true'}}]\n"))
             .collect();
         parse(&text, Path::new("test.yaml")).expect("valid scenarios")
+    }
+
+    #[test]
+    fn the_projects_scenarios_load() {
+        let all = load_all().unwrap();
+        assert!(all
+            .iter()
+            .any(|scenario| scenario.name == "reliability-races-privilege"));
+    }
+
+    #[test]
+    fn fixed_waits_are_found_and_windows_are_not() {
+        assert_eq!(fixed_wait("a &\n  sleep 1\nb"), Some("sleep 1"));
+        assert_eq!(
+            fixed_wait("x reload && sleep 1 && cat log"),
+            Some("x reload && sleep 1 && cat log")
+        );
+        assert_eq!(
+            fixed_wait("sleep 2 # let it settle"),
+            Some("sleep 2 # let it settle")
+        );
+        for fine in [
+            "until grep -q armed /tmp/p; do sleep 0.1; done",
+            "sleep 300 &",
+            "e1=$(cat e); sleep 3; e2=$(cat e)",
+            "( sleep 45; kill -KILL $hog ) 2>/dev/null &",
+            "wait_for '[ -e /tmp/armed ]' 30",
+        ] {
+            assert_eq!(fixed_wait(fine), None, "{fine}");
+        }
     }
 
     #[test]

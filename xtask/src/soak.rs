@@ -42,19 +42,23 @@ const SOAK_YAML: &str = r#"
         refs() { awk '$1 == "memnotify" {print $3}' /proc/modules; }
         slab() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
         mn-probe open-many 1000 "used 1G" > /dev/null || exit 1
-        sleep 1
+        wait_for '[ "$(refs)" = 0 ]' 30
         r0=$(refs); s0=$(slab)
         i=0
         while [ $i -lt 100 ]; do
           mn-probe open-many 1000 "used 1G active 512M hysteresis 1M" > /dev/null || exit 1
           i=$((i + 1))
         done
-        sleep 2
+        wait_for '[ "$(refs)" = 0 ]' 30
+        # Files are freed after an RCU grace period: slab comes back within a minute or
+        # leaked. KASAN's quarantine (debug kernel) holds freed objects back: kmemleak
+        # checks there.
+        if [ ! -e /sys/kernel/debug/kmemleak ]; then
+          wait_for '[ $(($(slab) - s0)) -lt 512 ]' 60 || echo "LEAK: slab grew"
+        fi
         r1=$(refs); s1=$(slab)
         echo "churn: 100000 cycles: refcount $r0 -> $r1, slab $s0 -> $s1 kB"
         test "$r0" = 0 && test "$r1" = 0 || echo "LEAK: the module refcount did not return"
-        # KASAN's quarantine (debug kernel) holds freed objects back: kmemleak checks there.
-        if [ ! -e /sys/kernel/debug/kmemleak ] && [ $((s1 - s0)) -ge 512 ]; then echo "LEAK: slab grew"; fi
       expect: '^churn: 100000 cycles: refcount 0 -> 0'
       reject: '^LEAK'
       timeout: 2400
@@ -70,7 +74,8 @@ const SOAK_YAML: &str = r#"
           round=$((round + 1))
           insmod /lib/modules/memnotify.ko || { echo "insmod failed in round $round"; exit 1; }
           for racer in 1 2 3; do mn-probe race-open 2 >> /tmp/racers & done
-          sleep 1
+          # rmmod must meet the racers' files: wait until one is open.
+          wait_for '! grep -qx 0 /sys/class/misc/memnotify/statistics/clients' 30 || { wait; exit 1; }
           tries=0
           until rmmod memnotify 2>/dev/null; do
             tries=$((tries + 1))
@@ -91,9 +96,9 @@ const SOAK_YAML: &str = r#"
   steps:
     - run: |
         printf 'socket: { path: /run/soak.sock }\nlevels:\n  - name: low\n    enter: { available: 5%% }\n' > /tmp/soak.yaml
-        memnotifyd --config /tmp/soak.yaml 2> /tmp/soak.log &
+        memnotifyd --config /tmp/soak.yaml --pidfile /run/soak.pid 2> /tmp/soak.log &
         daemon=$!
-        sleep 1
+        wait_for --while $daemon '[ -s /run/soak.pid ]' 60 || { cat /tmp/soak.log; exit 1; }
         i=0
         while [ $i -lt 20 ]; do
           mn-probe daemon-socket /run/soak.sock > /tmp/round.out || { cat /tmp/round.out; exit 1; }
@@ -114,16 +119,16 @@ const SOAK_YAML: &str = r#"
         printf 'socket: { path: /run/oom.sock }\nlevels:\n  - name: critical\n    enter: { available: 12%% }\n    leave: { available: 20%% }\n    stages:\n      - action: kill\nkill:\n  prefer: ["^memhog$"]\n  grace: 2s\n' > /tmp/kill.yaml
         printf 'socket: { path: /run/oom.sock }\nlevels:\n  - name: critical\n    enter: { available: 12%% }\n    leave: { available: 20%% }\n' > /tmp/log.yaml
         for config in kill log; do
-          memnotifyd --config /tmp/$config.yaml 2> /tmp/$config.log &
+          memnotifyd --config /tmp/$config.yaml --pidfile /run/oom.pid 2> /tmp/$config.log &
           daemon=$!
-          sleep 1
+          wait_for --while $daemon '[ -s /run/oom.pid ]' 60 || { cat /tmp/$config.log; exit 1; }
           i=0
           while [ $i -lt 5 ]; do
             if [ $config = kill ]; then rate=32M/s; else rate=64M/s; fi
             memhog --rate $rate --limit 400M --hold forever > /dev/null
             echo "oom: $config round $i: memhog exit $?"
-            sleep 2
-            memnotify query --socket /run/oom.sock > /dev/null || { echo "QUERY FAILED"; exit 1; }
+            # Back from the OOM killer: the daemon's level falls back to normal.
+            wait_for 'memnotify query --socket /run/oom.sock | grep -q "\"level\":\"normal\""' 60 || { echo "QUERY FAILED"; exit 1; }
             head -c 4 /dev/memnotify > /dev/null || { echo "DEVICE FAILED"; exit 1; }
             i=$((i + 1))
           done
