@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -344,6 +344,19 @@ fn host_checks(checks: &mut Vec<Check>) {
             "rustfmt --check kernel-module",
         )
     });
+    run_check(checks, "shellcheck", || {
+        let scripts = shell_scripts()?;
+        if scripts.is_empty() {
+            bail!("no shell scripts found through `git ls-files`");
+        }
+        let mut command = Command::new("shellcheck");
+        command.current_dir(project_root()).args(&scripts);
+        run_logged(
+            command,
+            &target_dir().join("logs/ci-shellcheck.log"),
+            &format!("shellcheck ({} scripts)", scripts.len()),
+        )
+    });
     run_check(checks, "cargo clippy -D warnings", || {
         cargo(
             &[
@@ -370,6 +383,60 @@ fn host_checks(checks: &mut Vec<Check>) {
         // A short run: regressions in the parsers surface here; long runs are by hand.
         fuzz::fuzz(FUZZ_SECONDS, None)
     });
+}
+
+/// The project's shell scripts: the tracked files named `*.sh` or starting with a
+/// `#!` line for a shell (the guest's /init, init scripts, the CI entry point).
+fn shell_scripts() -> Result<Vec<PathBuf>> {
+    let listed = Command::new("git")
+        .current_dir(project_root())
+        .args(["ls-files", "-z"])
+        .output()
+        .context("running git ls-files")?;
+    if !listed.status.success() {
+        bail!(
+            "git ls-files failed: {}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+    }
+    let mut scripts = Vec::new();
+    for name in listed
+        .stdout
+        .split(|&byte| byte == 0)
+        .filter(|name| !name.is_empty())
+    {
+        let path = PathBuf::from(String::from_utf8_lossy(name).into_owned());
+        let full = project_root().join(&path);
+        let mut first = [0u8; 64];
+        let n = match File::open(&full) {
+            Ok(mut file) => file.read(&mut first).unwrap_or(0),
+            Err(_) => continue,
+        };
+        let line = first[..n]
+            .split(|&byte| byte == b'\n')
+            .next()
+            .unwrap_or(&[]);
+        if path.extension().is_some_and(|ext| ext == "sh") || is_shell_shebang(line) {
+            scripts.push(path);
+        }
+    }
+    Ok(scripts)
+}
+
+/// Whether a first line runs a POSIX shell or bash (`#!/bin/sh`, `#!/usr/bin/env bash`,
+/// busybox's `#!/bin/busybox sh`).
+fn is_shell_shebang(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"#!") else {
+        return false;
+    };
+    String::from_utf8_lossy(rest)
+        .split_whitespace()
+        .any(|word| {
+            matches!(
+                word.rsplit('/').next(),
+                Some("sh" | "bash" | "dash" | "ash")
+            )
+        })
 }
 
 pub fn ci(_sh: &Shell) -> Result<()> {
@@ -483,6 +550,39 @@ mod tests {
             assert!(format!("{error:#}").contains("stopped"));
         });
         assert!(kernels.wait(0).is_ok());
+    }
+
+    #[test]
+    fn shell_shebangs_are_told_from_others() {
+        for line in [
+            "#!/bin/sh",
+            "#!/usr/bin/env bash",
+            "#!/bin/busybox sh",
+            "#! /bin/dash -e",
+        ] {
+            assert!(is_shell_shebang(line.as_bytes()), "{line}");
+        }
+        for line in ["#!/usr/bin/env python3", "#!/bin/bashful", "# sh", "sh"] {
+            assert!(!is_shell_shebang(line.as_bytes()), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_tracked_scripts_include_the_guests_init() {
+        let scripts = shell_scripts().unwrap();
+        for script in [
+            "qemu/initramfs/init",
+            "qemu/initramfs/scenario-lib.sh",
+            ".ci/run",
+        ] {
+            assert!(
+                scripts.iter().any(|path| path.as_os_str() == script),
+                "{script}"
+            );
+        }
+        assert!(!scripts
+            .iter()
+            .any(|path| path.extension().is_some_and(|ext| ext == "rs")));
     }
 
     #[test]
