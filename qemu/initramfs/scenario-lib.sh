@@ -18,13 +18,16 @@ wait_for() {
 		return 2
 		;;
 	esac
-	_wf_deadline=$(($(date +%s) + ${2:-60}))
+	# Seconds since boot (a builtin read, no fork): the wall clock may be set meanwhile.
+	read -r _wf_now _ </proc/uptime
+	_wf_deadline=$((${_wf_now%.*} + ${2:-60}))
 	until eval "$1"; do
 		if [ -n "$_wf_pid" ] && ! kill -0 "$_wf_pid" 2>/dev/null; then
 			echo "process $_wf_pid ended while waiting for: $1"
 			return 1
 		fi
-		if [ "$(date +%s)" -ge "$_wf_deadline" ]; then
+		read -r _wf_now _ </proc/uptime
+		if [ "${_wf_now%.*}" -ge "$_wf_deadline" ]; then
 			echo "timed out after ${2:-60} s waiting for: $1"
 			return 1
 		fi

@@ -73,9 +73,10 @@ const SOAK_YAML: &str = r#"
         while [ $round -lt 40 ]; do
           round=$((round + 1))
           insmod /lib/modules/memnotify.ko || { echo "insmod failed in round $round"; exit 1; }
-          for racer in 1 2 3; do mn-probe race-open 2 >> /tmp/racers & done
-          # rmmod must meet the racers' files: wait until one is open.
-          wait_for '! grep -qx 0 /sys/class/misc/memnotify/statistics/clients' 30 || { wait; exit 1; }
+          rm -f /tmp/racing
+          for racer in 1 2 3; do mn-probe race-open 2 --ready /tmp/racing >> /tmp/racers & done
+          # rmmod must meet the racers: wait until one has opened the device.
+          wait_for '[ -e /tmp/racing ]' 60 || { wait; cat /tmp/racers; exit 1; }
           tries=0
           until rmmod memnotify 2>/dev/null; do
             tries=$((tries + 1))

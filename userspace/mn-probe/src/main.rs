@@ -56,7 +56,7 @@ usage: mn-probe <command> [args]
   compare                                     figures against /proc/meminfo
   fuzz [--seconds N] [--seed S]               malformed, extreme and concurrent use; checks every
                                               result, then that the device still works
-  race-open SECONDS                           open, write, read, close in a loop for SECONDS,
+  race-open SECONDS [--ready FILE]            open, write, read, close in a loop for SECONDS,
                                               tolerating a module being removed; print counts
   daemon-socket PATH                          memnotifyd's socket against other users, garbage,
                                               stalled, vanished and too many clients
@@ -64,7 +64,8 @@ usage: mn-probe <command> [args]
                                               subscriptions, uid 1001 and root still get in
 
 The waiting commands (wait, epoll, sigio, wait-default, mce, bad-writes, keep-event) take
---ready FILE: they create FILE once armed, for a script to wait on (`wait-for`).
+--ready FILE: they create FILE once armed (race-open: once its first open succeeded), for a
+script to wait on (the scenarios' `wait_for`).
 ";
 
 fn main() -> ExitCode {
@@ -337,6 +338,11 @@ impl Options {
     fn armed(&self, line: &str) -> Result<()> {
         println!("{line}");
         let _ = std::io::stdout().flush();
+        self.ready()
+    }
+
+    /// Creates the `--ready` file, if one was asked for.
+    fn ready(&self) -> Result<()> {
         if let Some(ready) = &self.ready {
             std::fs::write(ready, b"")
                 .map_err(|error| format!("--ready {}: {error}", ready.display()))?;
@@ -904,10 +910,11 @@ fn cross_many(args: &[String]) -> Result<()> {
 /// either works fully (a line to read, thresholds accepted) or fails because the device
 /// is gone (ENOENT, ENODEV, ENXIO); anything else is a failure.
 fn race_open(args: &[String]) -> Result<()> {
-    let seconds: u64 = args
-        .first()
-        .and_then(|n| n.parse().ok())
-        .ok_or("race-open needs seconds")?;
+    let options = Options::parse(args)?;
+    let seconds: u64 = options
+        .thresholds
+        .parse()
+        .map_err(|_| "race-open needs seconds")?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let (mut opened, mut gone) = (0u64, 0u64);
     while Instant::now() < deadline {
@@ -921,6 +928,10 @@ fn race_open(args: &[String]) -> Result<()> {
             Err(errno) => return Err(sys("open failed")(errno)),
         };
         opened += 1;
+        if opened == 1 {
+            // The file only: a line would land among the counts scenarios add up.
+            options.ready()?;
+        }
         let line = read_line(&fd)?;
         parse_line(line.as_bytes()).map_err(|e| format!("{line:?}: {e:?}"))?;
         if opened % 2 == 0 {
