@@ -280,19 +280,19 @@ fn check_rust_version(buildroot: &Path) -> Result<Outcome> {
         .find_map(|l| l.strip_prefix("RUST_BIN_VERSION = "))
         .context("no RUST_BIN_VERSION in package/rust-bin/rust-bin.mk")?
         .trim();
-    let output = Command::new("cargo")
-        .current_dir(crate::project_root())
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .output()
-        .context("running cargo metadata")?;
-    if !output.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let metadata: Value =
-        serde_json::from_slice(&output.stdout).context("cargo metadata is not JSON")?;
+    let manifest = crate::project_root().join("Cargo.toml");
+    let output = crate::util::output_of(
+        "cargo",
+        &[
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--manifest-path",
+            &manifest.to_string_lossy(),
+        ],
+    )?;
+    let metadata: Value = serde_json::from_str(&output).context("cargo metadata is not JSON")?;
     let too_new = too_new_for(&metadata, rustc);
     if !too_new.is_empty() {
         bail!("Buildroot's rustc is {rustc}: {}", too_new.join(", "));

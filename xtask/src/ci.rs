@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
 use crate::scenario::{self, Outcome, Report, Row};
-use crate::util::{run_logged, sorted_files, summary, target_dir};
+use crate::util::{output_of, run_logged, sorted_files, summary, target_dir};
 use crate::{buildroot, fuzz, kernel, project_root, setup, yocto, Arch, Cell, Series};
 
 /// Seconds per fuzz target in CI: 5 targets, two at a time, plus the build (under 3 minutes).
@@ -388,29 +388,14 @@ fn host_checks(checks: &mut Vec<Check>) {
 /// The project's shell scripts: the tracked files named `*.sh` or starting with a
 /// `#!` line for a shell (the guest's /init, init scripts, the CI entry point).
 fn shell_scripts() -> Result<Vec<PathBuf>> {
-    let listed = Command::new("git")
-        .current_dir(project_root())
-        .args(["ls-files", "-z"])
-        .output()
-        .context("running git ls-files")?;
-    if !listed.status.success() {
-        bail!(
-            "git ls-files failed: {}",
-            String::from_utf8_lossy(&listed.stderr)
-        );
-    }
+    let root = project_root();
+    let listed = output_of("git", &["-C", &root.to_string_lossy(), "ls-files", "-z"])?;
     let mut scripts = Vec::new();
-    for name in listed
-        .stdout
-        .split(|&byte| byte == 0)
-        .filter(|name| !name.is_empty())
-    {
-        let path = PathBuf::from(String::from_utf8_lossy(name).into_owned());
-        let full = project_root().join(&path);
+    for name in listed.split('\0').filter(|name| !name.is_empty()) {
+        let path = PathBuf::from(name);
         let mut first = [0u8; 64];
-        let n = match File::open(&full) {
-            Ok(mut file) => file.read(&mut first).unwrap_or(0),
-            Err(_) => continue,
+        let Ok(n) = File::open(root.join(&path)).and_then(|mut file| file.read(&mut first)) else {
+            continue;
         };
         let line = first[..n]
             .split(|&byte| byte == b'\n')
