@@ -1,6 +1,7 @@
 # shellcheck shell=sh
-# Sourced by every scenario step (xtask/src/scenario.rs), so steps wait on conditions,
-# never on fixed sleeps: a starved guest on a busy host is slow, not wrong.
+# Sourced by every scenario step (xtask/src/scenario.rs) and by memnotify-demo, so they
+# wait on conditions, never on fixed sleeps: a starved guest on a busy host is slow, not
+# wrong.
 
 # wait_for [--while PID] 'CONDITION' [SECONDS]
 # Evaluates the shell condition (in the step's own shell: its variables and functions
